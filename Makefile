@@ -1,0 +1,45 @@
+# godot-fleet — see README.md. Every target installs what it needs and caches what is slow to build.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+RUN := source scripts/env.sh &&
+
+.PHONY: help bootstrap venv images game lint unit molecule test demo demo-down bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## Install the system packages (podman, runc, debootstrap, ...)
+	@scripts/bootstrap.sh
+
+venv: ## Create the project venv (.venv) from requirements-dev.txt
+	@scripts/venv.sh
+
+images: bootstrap ## Build the Debian 12 / testing host images and the Godot image (cached by recipe)
+	@scripts/images.sh
+
+game: images ## Build the demo game's release artifacts into dist/ (cached by source hash)
+	@scripts/build-game.sh
+
+lint: venv ## ansible-lint (production), yamllint, ruff, mypy
+	@scripts/lint.sh
+
+unit: venv ## Unit tests (no containers)
+	@$(RUN) pytest -q tests/unit
+
+molecule: venv game ## Molecule: the host role on Debian 12 + testing with real Godot rooms and clients
+	@$(RUN) pytest -q tests/integration/test_molecule.py
+
+test: bootstrap venv images game lint ## Everything: lint, unit, Molecule
+	@$(RUN) pytest tests/unit tests/integration
+
+demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)
+	@scripts/demo.sh up
+
+demo-down: ## Remove everything make demo created
+	@scripts/demo.sh down
+
+bench: venv game ## Benchmarks (figures printed and written to bench/results/)
+	@$(RUN) python bench/converge.py && $(RUN) python bench/rooms.py
+
+clean: demo-down ## Remove build outputs (keeps the venv and the images)
+	rm -rf dist .cache/game
