@@ -15,6 +15,7 @@ def run_scenario(name: str) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"molecule-{name}.log"
     env = dict(os.environ, GF_ROOT=str(ROOT), GF_DEMO_VERSION=(ROOT / "dist" / "VERSION").read_text().strip(),
+               GF_DEMO_RELEASE=(ROOT / "dist" / "RELEASE").read_text().strip(),
                CONTAINERS_CONF=str(ROOT / "scripts" / "containers.conf"), ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     with log.open("w") as out:
         proc = subprocess.run(["molecule", "test", "-s", name], cwd=ROOT, env=env, stdout=out,
