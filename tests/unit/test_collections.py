@@ -25,7 +25,9 @@ def test_requirements_are_satisfied() -> None:
     assert wanted, "collections/requirements.yml lists no collection"
     for entry in wanted:
         version = installed_version(entry["name"])
-        assert version in SpecifierSet(entry["version"]), f"{entry['name']} {version} does not satisfy {entry['version']}"
+        assert version in SpecifierSet(entry["version"]), (
+            f"{entry['name']} {version} does not satisfy {entry['version']}"
+        )
 
 
 def test_every_collection_used_is_listed() -> None:
@@ -34,6 +36,10 @@ def test_every_collection_used_is_listed() -> None:
     for path in [*ROOT.glob("roles/**/*.yml"), *ROOT.glob("playbooks/*.yml"), *ROOT.glob("molecule/**/*.yml")]:
         for word in path.read_text().split():
             parts = word.rstrip(":").split(".")
-            if len(parts) == 3 and parts[0] in {"amazon", "azure", "community", "containers", "ansible"} and parts[1] != "builtin":
+            if (
+                len(parts) == 3
+                and parts[0] in {"amazon", "azure", "community", "containers", "ansible"}
+                and parts[1] != "builtin"
+            ):
                 used.add(".".join(parts[:2]))
     assert used <= listed, f"used but not listed in collections/requirements.yml: {sorted(used - listed)}"

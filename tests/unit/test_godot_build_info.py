@@ -34,7 +34,12 @@ def test_script_is_not_elf(tmp_path: Path) -> None:
     script.write_text("#!/bin/sh\nexec true\n")
     script.chmod(0o755)
     assert gbi.describe(str(script)) == {
-        "exists": True, "executable": True, "elf": False, "architecture": "", "interpreter": "", "glibc_required": ""
+        "exists": True,
+        "executable": True,
+        "elf": False,
+        "architecture": "",
+        "interpreter": "",
+        "glibc_required": "",
     }
 
 

@@ -58,17 +58,34 @@ def test_godot4_exported_server() -> None:
 
 
 def test_godot4_runtime_with_main_pack() -> None:
-    argv = render_exec_start(godot_server_style="runtime", godot_server_executable="godot",
-                             godot_server_main_pack="game.pck")
-    assert argv == ["/opt/godot-server/current/godot", "--headless", "--main-pack",
-                    "/opt/godot-server/current/game.pck", "--", "--server", "--port=%i"]
+    argv = render_exec_start(
+        godot_server_style="runtime", godot_server_executable="godot", godot_server_main_pack="game.pck"
+    )
+    assert argv == [
+        "/opt/godot-server/current/godot",
+        "--headless",
+        "--main-pack",
+        "/opt/godot-server/current/game.pck",
+        "--",
+        "--server",
+        "--port=%i",
+    ]
 
 
 def test_godot3_server_build_has_no_headless_and_no_separator() -> None:
-    argv = render_exec_start(godot_server_engine_major=3, godot_server_style="runtime",
-                             godot_server_executable="Godot_v3.6-stable_linux_server.64", godot_server_main_pack="g.pck")
-    assert argv == ["/opt/godot-server/current/Godot_v3.6-stable_linux_server.64", "--main-pack",
-                    "/opt/godot-server/current/g.pck", "--server", "--port=%i"]
+    argv = render_exec_start(
+        godot_server_engine_major=3,
+        godot_server_style="runtime",
+        godot_server_executable="Godot_v3.6-stable_linux_server.64",
+        godot_server_main_pack="g.pck",
+    )
+    assert argv == [
+        "/opt/godot-server/current/Godot_v3.6-stable_linux_server.64",
+        "--main-pack",
+        "/opt/godot-server/current/g.pck",
+        "--server",
+        "--port=%i",
+    ]
 
 
 @pytest.mark.parametrize(("ports", "caps"), [([12077], ""), ([80, 12077], "CAP_NET_BIND_SERVICE")])

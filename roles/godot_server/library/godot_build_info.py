@@ -162,14 +162,23 @@ def inspect_elf(f: BinaryIO) -> dict[str, str]:
                 break
             entry += vn_next
         _ = sh_size
-    return {"architecture": MACHINES.get(e_machine, f"machine-{e_machine}"), "interpreter": interpreter,
-            "glibc_required": newest}
+    return {
+        "architecture": MACHINES.get(e_machine, f"machine-{e_machine}"),
+        "interpreter": interpreter,
+        "glibc_required": newest,
+    }
 
 
 def describe(path: str) -> dict[str, Any]:
     """Facts about the file at path (the module's result without 'changed')."""
-    result: dict[str, Any] = {"exists": False, "executable": False, "elf": False, "architecture": "",
-                              "interpreter": "", "glibc_required": ""}
+    result: dict[str, Any] = {
+        "exists": False,
+        "executable": False,
+        "elf": False,
+        "architecture": "",
+        "interpreter": "",
+        "glibc_required": "",
+    }
     try:
         st = os.stat(path)
     except FileNotFoundError:
