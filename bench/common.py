@@ -144,10 +144,11 @@ def tree_hash() -> str:
 def git_info() -> JsonDict:
     def git(*args: str) -> str:
         proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return proc.stdout.strip()
+        return proc.stdout
 
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
-    return {"commit": git("rev-parse", "HEAD"), "dirty_paths": dirty, "measured_tree_hash": tree_hash()}
+    porcelain = git("status", "--porcelain").splitlines()  # "XY path": do not strip the leading space
+    dirty = [line[3:] for line in porcelain if line[3:] and not line[3:].startswith("bench/")]
+    return {"commit": git("rev-parse", "HEAD").strip(), "dirty_paths": dirty, "measured_tree_hash": tree_hash()}
 
 
 def machine_info() -> JsonDict:
