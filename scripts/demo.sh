@@ -41,7 +41,7 @@ up() {
 
 The demo server runs in the container $NAME under systemd (podman exec $NAME systemctl status 'godot-server@*').
 Connect a headless test client:
-  podman run --rm --network host -v $GF_ROOT/dist:/dist:ro $GF_IMAGE_PREFIX/godot:forky \\
+  CONTAINERS_CONF=$CONTAINERS_CONF podman run --rm --network host -v $GF_ROOT/dist:/dist:ro $GF_IMAGE_PREFIX/godot:forky \\
     godot --headless --main-pack /dist/godot-fleet-demo-$(cat dist/VERSION).pck -- --client --connect=${targets[0]}
 Or, on a desktop with Godot 4.6: open godot/demo, run it, type ${targets[0]} and press Join.
 Remove everything with: make demo-down
