@@ -476,3 +476,28 @@ def check_paths_unchanged(start_hash: str) -> str:
     if end != start_hash:
         return f"the role/playbooks changed during the run (tree hash {start_hash} -> {end})"
     return ""
+
+
+def result_document(
+    benchmark: str,
+    started: str,
+    t_start: float,
+    git: JsonDict,
+    machine: JsonDict,
+    config: JsonDict,
+    failures: list[str],
+    **sections: Any,
+) -> JsonDict:
+    """The JSON written by every benchmark: provenance, configuration, its own sections, failures, warnings."""
+    warning = check_paths_unchanged(git["measured_tree_hash"])
+    return {
+        "benchmark": benchmark,
+        "date": started,
+        "duration_s": round(time.perf_counter() - t_start, 1),
+        "git": git,
+        "machine": machine,
+        "config": config,
+        **sections,
+        "failures": failures,
+        "warnings": [warning] if warning else [],
+    }

@@ -28,7 +28,6 @@ from bench.common import (
     IMAGE,
     JsonDict,
     PlaybookRun,
-    check_paths_unchanged,
     exec_latency,
     fmt,
     git_info,
@@ -38,6 +37,7 @@ from bench.common import (
     median,
     now_iso,
     remove_host,
+    result_document,
     run_playbook,
     snapshot_artifacts,
     start_host,
@@ -194,27 +194,16 @@ def main() -> int:
         "slowest_tasks_fresh": slowest(fresh_runs),
         "slowest_tasks_rerun": slowest(rerun_runs),
     }
-    warning = check_paths_unchanged(git["measured_tree_hash"])
-    data: JsonDict = {
-        "benchmark": "converge",
-        "date": started,
-        "duration_s": round(time.perf_counter() - t_start, 1),
-        "git": git,
-        "machine": machine,
-        "config": {
-            "image": IMAGE,
-            "runs": runs,
-            "quick": args.quick,
-            "rooms": list(ROOM_PORTS),
-            "playbook": "deploy-hosts.yml",
-            "connection": "containers.podman.podman",
-            "callback": "ansible.posix.json (per-task start/end)",
-        },
-        "summary": summary,
-        "failures": failures,
-        "warnings": [warning] if warning else [],
-        "runs": raw,
+    config: JsonDict = {
+        "image": IMAGE,
+        "runs": runs,
+        "quick": args.quick,
+        "rooms": list(ROOM_PORTS),
+        "playbook": "deploy-hosts.yml",
+        "connection": "containers.podman.podman",
+        "callback": "ansible.posix.json (per-task start/end)",
     }
+    data = result_document("converge", started, t_start, git, machine, config, failures, summary=summary, runs=raw)
     path = write_results(result_name, data)
 
     rows = [
@@ -250,8 +239,8 @@ def main() -> int:
         print(table(["s", "task", "action"], [[fmt(t["median_s"]), t["task"], t["action"]] for t in summary[key]]))
     for f in failures:
         print(f"FAILURE: {f}")
-    if warning:
-        print(f"WARNING: {warning}")
+    for w in data["warnings"]:
+        print(f"WARNING: {w}")
     print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     return 1 if failures or not raw else 0
 

@@ -40,7 +40,6 @@ from bench.common import (
     IMAGE,
     Artifacts,
     JsonDict,
-    check_paths_unchanged,
     fmt,
     git_info,
     host_cpu_times,
@@ -53,6 +52,7 @@ from bench.common import (
     percentile,
     podman_exec,
     remove_host,
+    result_document,
     run_playbook,
     snapshot_artifacts,
     start_host,
@@ -434,7 +434,6 @@ def main() -> int:
         finally:
             remove_host(name)
 
-    warning = check_paths_unchanged(git["measured_tree_hash"])
     summary: JsonDict = {
         "per_n": [
             {
@@ -450,38 +449,38 @@ def main() -> int:
         ],
         "capacity": {k: v for k, v in capacity.items() if k != "steps"} if capacity else None,
     }
-    data: JsonDict = {
-        "benchmark": "rooms",
-        "date": started,
-        "duration_s": round(time.perf_counter() - t_start, 1),
-        "git": git,
-        "machine": machine,
-        "config": {
-            "image": IMAGE,
-            "runs": runs,
-            "quick": args.quick,
-            "rooms": room_counts,
-            "cpu_window_s": window,
-            "ready_probe_round_s": READY_ROUND_S,
-            "publish": publish,
-            "pids_limit": args.pids_limit,
-            "search": None
-            if args.no_search
-            else {
-                "step": step,
-                "max": search_max,
-                "budget_s": budget,
-                "latency_limit_s": args.latency_limit,
-                "cpu_window_s": args.search_window,
-                "check_rounds": CHECK_ROUNDS,
-            },
+    config: JsonDict = {
+        "image": IMAGE,
+        "runs": runs,
+        "quick": args.quick,
+        "rooms": room_counts,
+        "cpu_window_s": window,
+        "ready_probe_round_s": READY_ROUND_S,
+        "publish": publish,
+        "pids_limit": args.pids_limit,
+        "search": None
+        if args.no_search
+        else {
+            "step": step,
+            "max": search_max,
+            "budget_s": budget,
+            "latency_limit_s": args.latency_limit,
+            "cpu_window_s": args.search_window,
+            "check_rounds": CHECK_ROUNDS,
         },
-        "container_create": create,
-        "summary": summary,
-        "failures": failures,
-        "warnings": [warning] if warning else [],
-        "raw": {"per_n": per_n, "capacity_steps": capacity["steps"] if capacity else []},
     }
+    data = result_document(
+        "rooms",
+        started,
+        t_start,
+        git,
+        machine,
+        config,
+        failures,
+        container_create=create,
+        summary=summary,
+        raw={"per_n": per_n, "capacity_steps": capacity["steps"] if capacity else []},
+    )
     path = write_results(result_name, data)
 
     print(f"\nRooms on one Debian 12 container ({runs} run(s) per N; medians; times in s, memory in MiB)\n")
@@ -560,8 +559,8 @@ def main() -> int:
         print(f"why: {capacity['reason']}")
     for f in failures:
         print(f"FAILURE: {f}")
-    if warning:
-        print(f"WARNING: {warning}")
+    for w in data["warnings"]:
+        print(f"WARNING: {w}")
     print(f"\nwrote {path}")
     return 1 if failures else 0
 
