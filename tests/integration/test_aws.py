@@ -1,8 +1,10 @@
-"""deploy-aws.yml / teardown-aws.yml against a local AWS emulator (moto server on loopback).
+"""deploy-aws.yml / teardown-aws.yml end to end against the local AWS (scripts/aws_local.py: moto on loopback).
 
-Covers the provisioning play: the resulting AWS state read back with boto3, a no-op re-run, teardown twice, and
-bad input refused before any AWS call. Not yet covered (work in progress): the second play, which configures
-the instances with the godot_server role (moto runs no instances; a local systemd container will stand in).
+The instance that deploy-aws.yml launches in moto is mapped to a local systemd container (Debian 12), so the
+second play really runs: the godot_server role fetches the build from the emulated S3 with the instance role's
+temporary credentials, verifies it and starts the rooms, and real clients complete a round trip. Then the
+emulated AWS state is read back with boto3, a re-run and a check-mode run change nothing, teardown removes
+everything and a second teardown changes nothing. Bad input and check mode on a new account create nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 import re
 import socket
 import subprocess
-import time
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,18 @@ import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import aws_local  # noqa: E402
+from enet_probe import probe_many  # noqa: E402
+
 REGION = "eu-west-1"
 NAME = "gf-it"
 BUCKET = "gf-it-builds"
+HOST = "gf-it-aws-0"
 ADMIN_CIDR = "198.51.100.7/32"
 PORTS = [13077, 13078, 13079]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-access-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
+PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
 
 
 def free_port() -> int:
@@ -40,20 +49,30 @@ def free_port() -> int:
 def moto() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        ["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, str(ROOT / "scripts" / "aws_local.py"), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[-1].strip() == "READY", lines
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def instance_host(moto: str) -> Iterator[str]:
+    """A local systemd container standing in for the first instance of the fleet."""
+    os.environ.update(PODMAN_ENV)
+    aws_local.host_up(HOST, moto, NAME, 0, REGION)
+    try:
+        yield HOST
+    finally:
+        aws_local.host_down(HOST)
 
 
 def client(service: str, url: str) -> Any:
@@ -63,7 +82,8 @@ def client(service: str, url: str) -> Any:
 
 
 def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
-    build = sorted((ROOT / "dist").glob("godot-fleet-demo-*-portable-linux-x86_64.tar.gz"))[0]
+    version = (ROOT / "dist" / "VERSION").read_text().strip()
+    build = ROOT / "dist" / f"godot-fleet-demo-{version}-portable-linux-x86_64.tar.gz"
     key = tmp / "admin"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -78,16 +98,25 @@ def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
         "godot_fleet_build_file": str(build),
         "godot_server_version": (ROOT / "dist" / "RELEASE").read_text().strip(),
         "godot_server_ports": PORTS,
+        # the local stand-in: instance 0 is the container HOST, rooms on its (the machine's) loopback only
+        "godot_fleet_aws_host_overrides": [
+            {"ansible_host": HOST, "ansible_connection": "containers.podman.podman", "ansible_user": "root"}
+        ],
+        "godot_server_bind": "127.0.0.1",
+        # Debian 12: the portable bundle (runtime + main pack), as in the demo
+        "godot_server_style": "runtime",
+        "godot_server_executable": "godot",
+        "godot_server_main_pack": "godot-fleet-demo.pck",
     }
     values.update(overrides)
     return values
 
 
-def playbook(name: str, values: dict[str, Any], env: dict[str, str] | None = None) -> tuple[int, str]:
+def playbook(name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "--limit", "localhost", name, "-e", json.dumps(values)],
+        ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args],
         cwd=ROOT,
-        env=env if env is not None else dict(os.environ, **CREDENTIALS),
+        env=env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV),
         capture_output=True,
         text=True,
         check=False,
@@ -95,19 +124,29 @@ def playbook(name: str, values: dict[str, Any], env: dict[str, str] | None = Non
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def recap(output: str) -> dict[str, int]:
-    match = re.search(r"^localhost\s*:\s*(.*)$", output, re.M)
-    assert match, output[-3000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+def recap(output: str) -> dict[str, dict[str, int]]:
+    hosts = {
+        host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+        for host, counts in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.M)
+    }
+    assert hosts, output[-3000:]
+    return hosts
 
 
-def nothing_created(url: str) -> bool:
+def changed(output: str) -> int:
+    return sum(counts["changed"] for counts in recap(output).values())
+
+
+def nothing_created(url: str, name: str = NAME) -> bool:
     ec2, s3, iam = client("ec2", url), client("s3", url), client("iam", url)
     return (
-        not ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [NAME]}])["Vpcs"]
-        and not s3.list_buckets()["Buckets"]
-        and not iam.list_policies(Scope="Local")["Policies"]
-        and not ec2.describe_key_pairs()["KeyPairs"]
+        not ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+        and not [b for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(name)]
+        and not [p for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"].startswith(name)]
+        and not [k for k in ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith(name)]
+        and not ec2.describe_instances(
+            Filters=[{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": ["running"]}]
+        )["Reservations"]
     )
 
 
@@ -128,17 +167,55 @@ def test_bad_input_fails_before_any_aws_call(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     if not env_drop:
         env.update(CREDENTIALS)
-    rc, out = playbook("deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env)
+    rc, out = playbook("deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env)
     assert rc != 0
     assert expected in out, out[-3000:]
     assert nothing_created(moto)
 
 
-def test_deploy_rerun_and_teardown(moto: str, tmp_path: Path) -> None:
+def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, tmp_path: Path) -> None:
+    values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
+    rc, out = playbook("deploy-aws.yml", values, "--check")
+    assert rc == 0, out[-5000:]
+    assert changed(out) >= 4, out[-5000:]  # VPC, bucket, policy, key pair, instances: all reported
+    assert "would launch 1 t3.small instance(s)" in out
+    assert nothing_created(moto, "gf-check")
+
+
+def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: str, tmp_path: Path) -> None:
     values = extra_vars(moto, tmp_path)
     rc, out = playbook("deploy-aws.yml", values)
     assert rc == 0, out[-5000:]
-    assert recap(out)["changed"] > 0
+    counts = recap(out)
+    assert counts["localhost"]["changed"] > 0
+    instance_ids = [h for h in counts if h.startswith("i-")]
+    assert len(instance_ids) == 1 and counts[instance_ids[0]]["failed"] == 0, out[-5000:]
+
+    # the rooms serve real clients: ENet round trips, and a headless Godot client of the game
+    results = probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5.0)
+    assert all(r.ok for r in results), results
+    version = (ROOT / "dist" / "VERSION").read_text().strip()
+    image = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/godot:forky"
+    godot = subprocess.run(
+        ["podman", "run", "--rm", "--network", "host", "-v", f"{ROOT / 'dist'}:/dist:ro", image, "godot",
+         "--headless", "--main-pack", f"/dist/godot-fleet-demo-{version}.pck", "--", "--client",
+         f"--connect=127.0.0.1:{PORTS[0]}", "--timeout=20"],
+        capture_output=True, text=True, check=False, timeout=120, env=dict(os.environ, **PODMAN_ENV),
+    )  # fmt: skip
+    assert godot.returncode == 0 and "GODOT_FLEET_CLIENT_OK" in godot.stdout, godot.stdout[-3000:]
+
+    # the host fetched the build with the instance role's temporary credentials, and holds no keys
+    with urllib.request.urlopen(f"{moto}/_godot_fleet/grants") as answer:
+        grants = json.load(answer)
+    assert grants and {g["role"] for g in grants} == {f"arn:aws:iam::123456789012:role/{NAME}-host"}
+    aws_dir = subprocess.run(
+        ["podman", "exec", HOST, "sh", "-c", "cat /root/.aws/*"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "credential_process" in aws_dir and "aws_secret_access_key" not in aws_dir
+    current = subprocess.run(
+        ["podman", "exec", HOST, "readlink", "/opt/godot-server/current"], capture_output=True, text=True, check=True
+    ).stdout
+    assert current.strip().endswith(values["godot_server_version"])
 
     s3, ec2, iam = client("s3", moto), client("ec2", moto), client("iam", moto)
     block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
@@ -148,7 +225,6 @@ def test_deploy_rerun_and_teardown(moto: str, tmp_path: Path) -> None:
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [f"builds/{values['godot_server_version']}/{Path(values['godot_fleet_build_file']).name}"]
-
     policy = next(p for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == f"{NAME}-read-builds")
     document = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
     statements = document["PolicyVersion"]["Document"]["Statement"]
@@ -184,17 +260,22 @@ def test_deploy_rerun_and_teardown(moto: str, tmp_path: Path) -> None:
     volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}])
     assert volumes["Volumes"] and all(v["Encrypted"] for v in volumes["Volumes"])
 
+    assert instance["InstanceId"] == instance_ids[0]
+
     rc, out = playbook("deploy-aws.yml", values)
     assert rc == 0, out[-5000:]
-    assert recap(out)["changed"] == 0, out[-5000:]
+    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
+    rc, out = playbook("deploy-aws.yml", values, "--check", "--diff")
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
 
     rc, out = playbook("teardown-aws.yml", values)
     assert rc == 0, out[-5000:]
-    assert recap(out)["changed"] > 0
+    assert changed(out) > 0
     assert nothing_created(moto)
     running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
     assert not running["Reservations"]
 
     rc, out = playbook("teardown-aws.yml", values)
     assert rc == 0, out[-5000:]
-    assert recap(out)["changed"] == 0, out[-5000:]
+    assert changed(out) == 0, out[-5000:]

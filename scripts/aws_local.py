@@ -1,0 +1,206 @@
+"""The local AWS of godot-fleet: moto on loopback, plus local systemd containers standing in for EC2 instances.
+
+Used by `make demo-aws` and by tests/integration/test_aws.py, so both run deploy-aws.yml exactly as on AWS; only
+variables differ (the endpoint URL, dummy credentials, and a connection override that maps each instance to a
+container).
+
+    python scripts/aws_local.py serve --port P           moto + instance-role credentials, until SIGTERM
+    python scripts/aws_local.py host-up NAME --endpoint URL --fleet FLEET --index I
+    python scripts/aws_local.py host-down NAME
+
+What stands in for what, and why:
+- moto (the AWS emulator) runs no instances, so an instance is mapped to a container that shares the loopback
+  of this machine (host network namespace, own UTS namespace), where moto is reachable at the same URL as from
+  the controller. Game rooms bind to 127.0.0.1 there (godot_server_bind), so nothing listens beyond loopback.
+- On EC2 the instance's role credentials come from the instance metadata service (169.254.169.254), which moto
+  does not provide (and nothing here may talk to that address). The stand-in: `serve` also answers
+  GET /_godot_fleet/instance-credentials/<fleet>/<index> by looking up the instance (the <index>-th running
+  instance tagged Name=<fleet>, in instance id order, as deploy-aws.yml adds them to the inventory), its
+  instance profile and role, and returning temporary credentials from STS AssumeRole on that role. `host-up`
+  points the container's AWS SDK at that URL through a `credential_process` in /root/.aws/config. So the host
+  holds no long-lived keys, and a host whose instance has no role gets no credentials, as on EC2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+CREDENTIALS_PATH = "/_godot_fleet/instance-credentials/"
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
+REGION = "us-east-1"  # STS/EC2/IAM lookups of the stand-in; overridden by the region in the request
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def instance_credentials(endpoint: str, fleet: str, index: int, region: str) -> dict[str, Any] | None:
+    """Temporary credentials of the role of the index-th running instance of a fleet (None: no such role)."""
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id="instance-metadata-stand-in",
+            aws_secret_access_key="instance-metadata-stand-in",
+        )
+
+    reservations = client("ec2").describe_instances(
+        Filters=[{"Name": "tag:Name", "Values": [fleet]}, {"Name": "instance-state-name", "Values": ["running"]}]
+    )["Reservations"]
+    instances = sorted((i for r in reservations for i in r["Instances"]), key=lambda i: i["InstanceId"])
+    if index >= len(instances) or "IamInstanceProfile" not in instances[index]:
+        return None
+    instance = instances[index]
+    profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1]
+    roles = client("iam").get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
+    if not roles:
+        return None
+    granted = client("sts").assume_role(RoleArn=roles[0]["Arn"], RoleSessionName=instance["InstanceId"])
+    creds = granted["Credentials"]
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": creds["Expiration"].isoformat(),
+        "RoleArn": roles[0]["Arn"],
+    }
+
+
+def with_instance_credentials(app: WsgiApp, endpoint: str, grants: list[dict[str, str]]) -> WsgiApp:
+    """Wraps moto's WSGI app with the instance-credentials stand-in (every grant is recorded in `grants`)."""
+
+    def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        if path == "/_godot_fleet/grants":
+            body = json.dumps(grants).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if not path.startswith(CREDENTIALS_PATH):
+            return app(environ, start_response)
+        parts = path[len(CREDENTIALS_PATH) :].split("/")
+        region = environ.get("QUERY_STRING", "").removeprefix("region=") or REGION
+        found = None
+        if len(parts) == 2 and parts[1].isdigit():
+            found = instance_credentials(endpoint, parts[0], int(parts[1]), region)
+        if found is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"no running instance with an instance profile at this index\n"]
+        grants.append({"fleet": parts[0], "index": parts[1], "role": found.pop("RoleArn")})
+        body = json.dumps(found).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return wrapped
+
+
+def serve(host: str, port: int) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    endpoint = f"http://{host}:{port}"
+    grants: list[dict[str, str]] = []
+    app = with_instance_credentials(DomainDispatcherApplication(create_backend_app), endpoint, grants)
+    server = make_server(host, port, app, threaded=True)
+
+    def stop(*_: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"AWS_ENDPOINT_URL={endpoint}", flush=True)
+    print("READY", flush=True)
+    server.serve_forever()
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+
+
+CREDENTIAL_HELPER = """#!/usr/bin/python3
+# godot-fleet local AWS: the stand-in for the instance metadata service (see scripts/aws_local.py)
+import sys
+import urllib.request
+
+URL = "{url}"
+with urllib.request.urlopen(URL, timeout=10) as answer:
+    sys.stdout.write(answer.read().decode())
+"""
+
+
+def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> None:
+    """Starts (or reuses) a systemd container standing in for the index-th instance of the fleet."""
+    exists = podman("container", "exists", name, check=False).returncode == 0
+    if not exists:
+        podman(
+            "run", "-d", "--name", name, "--network", "host", "--uts", "private", "--hostname", name,
+            "--systemd", "always", "--cap-add", "SYS_ADMIN", IMAGE, "/lib/systemd/systemd",
+        )  # fmt: skip
+    elif podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() != "true":
+        podman("start", name)
+    for _ in range(100):
+        state = podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        time.sleep(0.2)
+    url = f"{endpoint}{CREDENTIALS_PATH}{fleet}/{index}?region={region}"
+    helper = "/usr/local/sbin/instance-credentials"
+    config = f"[default]\ncredential_process = {helper}\n"
+    script = (
+        f"install -d -m 0700 /root/.aws && cat > {helper} && chmod 0755 {helper} && "
+        f"printf '%s' '{config}' > /root/.aws/config && chmod 0600 /root/.aws/config"
+    )
+    subprocess.run(
+        ["podman", "exec", "-i", name, "sh", "-c", script],
+        input=CREDENTIAL_HELPER.format(url=url),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def host_down(name: str) -> None:
+    podman("rm", "-f", "-t", "5", name, check=False)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="moto + instance-role credentials on loopback, until SIGTERM")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, required=True)
+    p_up = sub.add_parser("host-up", help="start a container standing in for an instance")
+    p_up.add_argument("name")
+    p_up.add_argument("--endpoint", required=True)
+    p_up.add_argument("--fleet", required=True, help="the Name tag of the instances (godot_fleet_name)")
+    p_up.add_argument("--index", type=int, default=0)
+    p_up.add_argument("--region", default="eu-west-1")
+    p_down = sub.add_parser("host-down", help="remove such a container")
+    p_down.add_argument("name")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.host not in ("127.0.0.1", "localhost"):
+            parser.error("the local AWS listens on loopback only")
+        serve(args.host, args.port)
+    elif args.command == "host-up":
+        host_up(args.name, args.endpoint, args.fleet, args.index, args.region)
+    else:
+        host_down(args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
