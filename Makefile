@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv images game lint unit molecule test demo demo-down bench clean
+.PHONY: help bootstrap venv images game lint unit molecule test demo demo-aws demo-down bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 bootstrap: ## Install the system packages (podman, runc, debootstrap, ...)
 	@scripts/bootstrap.sh
@@ -35,8 +35,12 @@ test: bootstrap venv images game lint ## Everything: lint, unit, Molecule
 demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)
 	@scripts/demo.sh up
 
-demo-down: ## Remove everything make demo created
+demo-aws: bootstrap venv images game ## deploy-aws.yml against the local AWS (moto), the instance a local container
+	@scripts/demo-aws.sh up
+
+demo-down: ## Remove everything make demo / make demo-aws created
 	@scripts/demo.sh down
+	@scripts/demo-aws.sh down
 
 bench: venv game ## Benchmarks (figures printed and written to bench/results/)
 	@$(RUN) python bench/converge.py && $(RUN) python bench/rooms.py

@@ -133,6 +133,17 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def unwrap(value: Any) -> Any:
+    """ansible-inventory --list output without the {"__ansible_unsafe": ...} wrappers of ansible-core 2.19."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
 def changed(output: str) -> int:
     return sum(counts["changed"] for counts in recap(output).values())
 
@@ -217,6 +228,17 @@ def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: st
     ).stdout
     assert current.strip().endswith(values["godot_server_version"])
 
+    # later runs find the hosts by their tags: the aws_ec2 inventory of inventories/aws/
+    listing = subprocess.run(
+        ["ansible-inventory", "-i", "inventories/aws/aws_ec2.yml", "--list"],
+        cwd=ROOT, env=dict(os.environ, AWS_ENDPOINT_URL=moto, **CREDENTIALS), capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    inventory = json.loads(listing.stdout)
+    assert inventory["godot_servers"]["hosts"] == instance_ids
+    assert inventory[f"fleet_{NAME.replace('-', '_')}"]["hosts"] == instance_ids
+    hostvars = unwrap(inventory)
+
     s3, ec2, iam = client("s3", moto), client("ec2", moto), client("iam", moto)
     block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
     assert all(block.values()) and len(block) == 4
@@ -261,6 +283,9 @@ def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: st
     assert volumes["Volumes"] and all(v["Encrypted"] for v in volumes["Volumes"])
 
     assert instance["InstanceId"] == instance_ids[0]
+    found = hostvars["_meta"]["hostvars"][instance_ids[0]]
+    assert found["ansible_host"] == instance["PublicIpAddress"] and found["ansible_user"] == "admin"
+    assert found["godot_fleet_build"] == values["godot_server_version"]
 
     rc, out = playbook("deploy-aws.yml", values)
     assert rc == 0, out[-5000:]
