@@ -13,32 +13,45 @@ import yaml
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "godot_server"
 
 
-def defaults() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+ROLES = sorted(p.parent.parent for p in ROLE.parent.glob("*/meta/argument_specs.yml"))
+
+
+def defaults(role: Path = ROLE) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     return data
 
 
-def spec_options() -> dict[str, Any]:
-    data = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+def spec_options(role: Path = ROLE) -> dict[str, Any]:
+    data = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
     options: dict[str, Any] = data["argument_specs"]["main"]["options"]
     return options
 
 
-def test_every_default_has_an_argument_spec_and_back() -> None:
-    assert set(defaults()) == set(spec_options())
+def test_every_role_has_specs_and_a_readme() -> None:
+    roles = {p.name for p in ROLE.parent.iterdir() if p.is_dir()}
+    assert {r.name for r in ROLES} == roles
+    assert all((r / "README.md").is_file() for r in ROLES)
 
 
-def test_spec_defaults_match_role_defaults() -> None:
-    values = defaults()
-    for name, spec in spec_options().items():
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_every_default_has_an_argument_spec_and_back(role: Path) -> None:
+    assert set(defaults(role)) == set(spec_options(role))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_spec_defaults_match_role_defaults(role: Path) -> None:
+    values = defaults(role)
+    for name, spec in spec_options(role).items():
         if "default" in spec:
             assert spec["default"] == values[name], name
+        assert len(str(spec.get("description", ""))) > 25, f"{name}: describe what it does"
 
 
-def test_readme_documents_every_variable() -> None:
-    readme = (ROLE / "README.md").read_text()
-    missing = [name for name in spec_options() if f"`{name}`" not in readme]
-    assert not missing, f"README.md of godot_server does not document {missing}"
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_readme_documents_every_variable(role: Path) -> None:
+    readme = (role / "README.md").read_text()
+    missing = [name for name in spec_options(role) if f"`{name}`" not in readme]
+    assert not missing, f"README.md of {role.name} does not document {missing}"
 
 
 def render_exec_start(**overrides: Any) -> list[str]:
