@@ -6,6 +6,8 @@ need=()
 for pkg in podman runc debootstrap uidmap slirp4netns netavark aardvark-dns python3-venv; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
+# Node (Azurite, the Blob emulator of the Azure tests): Debian's nodejs/npm unless a Node is already installed
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -eq 0 ]; then log "system packages are installed"; exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 log "installing system packages: ${need[*]}"

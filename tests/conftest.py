@@ -8,4 +8,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "roles" / "godot_server" / "library"))
 sys.path.insert(0, str(ROOT / "tests" / "probe"))
-sys.path.insert(0, str(ROOT / "roles" / "aws_network" / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))

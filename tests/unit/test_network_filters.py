@@ -1,4 +1,4 @@
-"""Firewall filters of the aws_network role: port ranges, rules per protocol, CIDR checks."""
+"""Firewall filters (plugins/filter/network.py): port ranges, security group and NSG rules, CIDR checks."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def test_cidr_prefix() -> None:
     assert network.cidr_prefix("0.0.0.0/0") == 0
     assert network.cidr_prefix("not-a-cidr") == -1
     assert network.cidr_prefix("") == -1
+
+
+def test_nsg_rules_admit_room_ports_from_any_source_port() -> None:
+    rules = network.nsg_rules([12077, 12078, 14000])
+    assert [(r["name"], r["protocol"], r["destination_port_range"], r["priority"]) for r in rules] == [
+        ("game-udp-12077-12078", "Udp", "12077-12078", 200),
+        ("game-tcp-12077-12078", "Tcp", "12077-12078", 201),
+        ("game-udp-14000", "Udp", "14000", 202),
+        ("game-tcp-14000", "Tcp", "14000", 203),
+    ]
+    assert {r["source_port_range"] for r in rules} == {"*"}
+    assert {(r["direction"], r["access"]) for r in rules} == {("Inbound", "Allow")}
+    assert network.nsg_rules([]) == []
