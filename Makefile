@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv images game lint unit molecule test demo demo-aws demo-down bench clean
+.PHONY: help bootstrap venv node images game lint unit molecule test demo demo-aws demo-azure demo-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ bootstrap: ## Install the system packages (podman, runc, debootstrap, ...)
 
 venv: ## Create the project venv (.venv) from requirements-dev.txt
 	@scripts/venv.sh
+
+node: bootstrap ## Install the Node test tools (Azurite, the Blob emulator) into .cache/node
+	@scripts/node.sh
 
 images: bootstrap ## Build the Debian 12 / testing host images and the Godot image (cached by recipe)
 	@scripts/images.sh
@@ -29,7 +32,7 @@ unit: venv ## Unit tests (no containers)
 molecule: venv game ## Molecule: the host role on Debian 12 + testing with real Godot rooms and clients
 	@$(RUN) pytest -q tests/integration/test_molecule.py
 
-test: bootstrap venv images game lint ## Everything: lint, unit, Molecule
+test: bootstrap venv node images game lint ## Everything: lint, unit, Molecule, AWS (moto), Azure (ARM double + Azurite)
 	@$(RUN) pytest tests/unit tests/integration
 
 demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)

@@ -166,7 +166,7 @@ def serve(directory: Path, port: int, accounts: list[str]) -> None:
         return None
 
     class Imds(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             parts = path.strip("/").split("/")
             params = dict(p.partition("=")[::2] for p in query.split("&") if p)
@@ -194,7 +194,7 @@ def serve(directory: Path, port: int, accounts: list[str]) -> None:
             self.end_headers()
             self.wfile.write(raw)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server API)
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     imds = ThreadingHTTPServer(("127.0.0.1", imds_port), Imds)

@@ -5,6 +5,6 @@ source "$(dirname "$0")/env.sh"
 cd "$GF_ROOT"
 log "yamllint"; yamllint --strict .
 log "ansible-lint (production profile)"; ansible-lint --profile production --strict
-log "ruff"; ruff check . && ruff format --check .
+log "ruff"; ruff check .; ruff format --check .
 log "mypy"; mypy
 log "lint clean"

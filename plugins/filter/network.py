@@ -62,4 +62,9 @@ def cidr_prefix(value: Any) -> int:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"port_ranges": port_ranges, "port_rules": port_rules, "nsg_rules": nsg_rules, "cidr_prefix": cidr_prefix}
+        return {
+            "port_ranges": port_ranges,
+            "port_rules": port_rules,
+            "nsg_rules": nsg_rules,
+            "cidr_prefix": cidr_prefix,
+        }

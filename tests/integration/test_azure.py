@@ -1,0 +1,303 @@
+"""deploy-azure.yml / teardown-azure.yml end to end against the local Azure (scripts/azure_local.py).
+
+ARM is the project's ARM test double (tests/arm_double), the Blob service is Azurite over HTTPS with bearer-token
+checks, and the VM is a local systemd container. The unmodified azure.azcollection modules provision; the second
+play runs godot_server on the container, which fetches the build from Azurite with a token of the VM's managed
+identity, verifies it and starts the rooms; real clients complete a round trip. Then the ARM state is read back,
+a re-run and a check-mode run change nothing, teardown removes everything, a second teardown changes nothing.
+Bad input, and check mode on a new subscription, write nothing to ARM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import azure_local  # noqa: E402
+from enet_probe import probe_many  # noqa: E402
+
+from tests.arm_double.arm import DEFAULT_STORAGE_KEY  # noqa: E402
+
+NAME = "gf-az-it"
+ACCOUNT = "gfazitbuilds"
+HOST = "gf-az-it-0"
+ADMIN_CIDR = "198.51.100.7/32"
+PORTS = [13177, 13178, 13179]
+PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
+WRITES = {"PUT", "PATCH", "DELETE"}
+READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # Storage Blob Data Reader
+
+
+def free_port_block(size: int = 3) -> int:
+    """A port P with P..P+size-1 free on loopback (the harness uses P, P+1, P+2)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base: int = s.getsockname()[1]
+        if base + size > 65535:
+            continue
+        try:
+            for offset in range(1, size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no block of free ports")
+
+
+@pytest.fixture(scope="module")
+def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    directory = tmp_path_factory.mktemp("local-azure")
+    port = free_port_block()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "azure_local.py"), "serve", "--dir", str(directory),
+         "--port", str(port), "--account", ACCOUNT, "--account", "gfazcheck"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", line + proc.stdout.read()[-3000:]
+        env = dict(line.split("=", 1) for line in (directory / "env").read_text().splitlines())
+        env["GF_AZURE_DIR"] = str(directory)
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture()
+def vm_host(azure: dict[str, str]) -> Iterator[str]:
+    os.environ.update(PODMAN_ENV)
+    azure_local.host_up(HOST, Path(azure["GF_AZURE_DIR"]))
+    try:
+        yield HOST
+    finally:
+        azure_local.host_down(HOST)
+
+
+def double(azure: dict[str, str], path: str, method: str = "GET") -> Any:
+    request = urllib.request.Request(azure["GF_AZURE_DOUBLE"] + path, method=method)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer) if answer.status != 204 else None
+
+
+def arm_writes(azure: dict[str, str]) -> list[tuple[str, str]]:
+    requests = double(azure, "/_double/requests")["value"]
+    return [(r["method"], r["path"]) for r in requests if r["method"] in WRITES and r["host"] == "management.azure.com"]
+
+
+def resources(azure: dict[str, str]) -> list[dict[str, Any]]:
+    value: list[dict[str, Any]] = double(azure, "/_double/resources")["value"]
+    return value
+
+
+def extra_vars(azure: dict[str, str], tmp: Path, **overrides: Any) -> dict[str, Any]:
+    version = (ROOT / "dist" / "VERSION").read_text().strip()
+    key = tmp / "admin"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    values: dict[str, Any] = {
+        "godot_fleet_name": NAME,
+        "godot_fleet_azure_storage_account": ACCOUNT,
+        "godot_fleet_admin_cidr": ADMIN_CIDR,
+        "godot_fleet_ssh_public_key": (tmp / "admin.pub").read_text().strip(),
+        "godot_fleet_build_file": str(ROOT / "dist" / f"godot-fleet-demo-{version}-portable-linux-x86_64.tar.gz"),
+        "godot_server_version": (ROOT / "dist" / "RELEASE").read_text().strip(),
+        "godot_server_ports": PORTS,
+        # the local stand-ins: VM 0 is the container HOST, its identity endpoint the harness's
+        "godot_fleet_azure_host_overrides": [
+            {"ansible_host": HOST, "ansible_connection": "containers.podman.podman", "ansible_user": "root"}
+        ],
+        "godot_server_azure_identity_endpoint": (
+            f"{azure['GF_AZURE_IMDS']}/instance/{NAME}-0/metadata/identity/oauth2/token"
+        ),
+        "godot_server_bind": "127.0.0.1",
+        "godot_server_style": "runtime",
+        "godot_server_executable": "godot",
+        "godot_server_main_pack": "godot-fleet-demo.pck",
+    }
+    values.update(overrides)
+    return values
+
+
+def playbook(
+    name: str, values: dict[str, Any], azure: dict[str, str], *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args],
+        cwd=ROOT,
+        env=env if env is not None else dict(base, **azure, **PODMAN_ENV),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    hosts = {
+        host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+        for host, counts in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.M)
+    }
+    assert hosts, output[-3000:]
+    return hosts
+
+
+def changed(output: str) -> int:
+    return sum(counts["changed"] for counts in recap(output).values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "drop_credentials", "expected"),
+    [
+        ({}, True, "set Azure credentials"),
+        ({"godot_fleet_admin_cidr": "0.0.0.0/0"}, False, "0.0.0.0/0 only with azure_network_allow_ssh_from_anywhere"),
+        ({"godot_fleet_admin_cidr": "*"}, False, "0.0.0.0/0 only with azure_network_allow_ssh_from_anywhere"),
+        ({"godot_server_ports": [13177, 70000]}, False, "azure_network_ports must be"),
+        ({"godot_server_ports": ["13177-13179"]}, False, "azure_network_ports must be"),
+        ({"godot_fleet_azure_storage_account": "Game_Builds-1"}, False, "storage account name (3-24"),
+        ({"godot_fleet_azure_storage_account": "gb"}, False, "storage account name (3-24"),
+        ({"godot_fleet_azure_vm_size": "large"}, False, "azure_vm_size a VM size"),
+        ({"godot_fleet_azure_admin_user": "admin"}, False, "a Linux user name Azure accepts"),
+    ],
+)
+def test_bad_input_fails_before_any_arm_write(
+    azure: dict[str, str], tmp_path: Path, overrides: dict[str, Any], drop_credentials: bool, expected: str
+) -> None:
+    double(azure, "/_double/requests", method="DELETE")
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **azure, HOME=str(tmp_path))
+    if drop_credentials:
+        env = {k: v for k, v in env.items() if not k.startswith("AZURE_") or k == "AZURE_SUBSCRIPTION_ID"}
+    rc, out = playbook("deploy-azure.yml", extra_vars(azure, tmp_path, **overrides), azure, env=env)
+    assert rc != 0
+    assert expected in out, out[-3000:]
+    assert double(azure, "/_double/requests")["value"] == []  # not even a read: refused before any Azure call
+
+
+def test_check_mode_on_a_new_subscription_writes_nothing(azure: dict[str, str], tmp_path: Path) -> None:
+    double(azure, "/_double/requests", method="DELETE")
+    values = extra_vars(azure, tmp_path, godot_fleet_name="gf-az-check", godot_fleet_azure_storage_account="gfazcheck")
+    rc, out = playbook("deploy-azure.yml", values, azure, "--check")
+    assert rc == 0, out[-5000:]
+    assert changed(out) >= 2, out[-5000:]  # the resource group, and the report of what goes into it
+    assert "would create the resource group gf-az-check-rg and in it the storage account gfazcheck" in " ".join(
+        out.split()
+    )
+    assert arm_writes(azure) == []
+    assert not [r for r in resources(azure) if "gf-az-check" in r["id"]]
+
+
+def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_host: str, tmp_path: Path) -> None:
+    values = extra_vars(azure, tmp_path)
+    rc, out = playbook("deploy-azure.yml", values, azure)
+    assert rc == 0, out[-5000:]
+    counts = recap(out)
+    assert counts[f"{NAME}-0"]["failed"] == 0 and counts[f"{NAME}-0"]["changed"] > 0, out[-3000:]
+
+    # the rooms serve real clients: ENet round trips, and a headless Godot client of the game
+    results = probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5.0)
+    assert all(r.ok for r in results), results
+    version = (ROOT / "dist" / "VERSION").read_text().strip()
+    image = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/godot:forky"
+    godot = subprocess.run(
+        ["podman", "run", "--rm", "--network", "host", "-v", f"{ROOT / 'dist'}:/dist:ro", image, "godot",
+         "--headless", "--main-pack", f"/dist/godot-fleet-demo-{version}.pck", "--", "--client",
+         f"--connect=127.0.0.1:{PORTS[1]}", "--timeout=20"],
+        capture_output=True, text=True, check=False, timeout=120, env=dict(os.environ, **PODMAN_ENV),
+    )  # fmt: skip
+    assert godot.returncode == 0 and "GODOT_FLEET_CLIENT_OK" in godot.stdout, godot.stdout[-3000:]
+
+    # the ARM state
+    docs = {r["id"].lower(): r for r in resources(azure)}
+
+    def one(kind: str) -> dict[str, Any]:
+        found = [d for d in docs.values() if str(d.get("type", "")).lower() == kind.lower()]
+        assert len(found) == 1, (kind, [d["id"] for d in found])
+        return found[0]
+
+    nsg = one("Microsoft.Network/networkSecurityGroups")["properties"]
+    rules = {
+        (
+            r["properties"]["protocol"],
+            r["properties"]["destinationPortRange"],
+            r["properties"]["sourceAddressPrefix"],
+            r["properties"]["sourcePortRange"],
+            r["properties"]["access"],
+            r["properties"]["direction"],
+        )
+        for r in nsg["securityRules"]
+    }
+    assert rules == {
+        ("Udp", "13177-13179", "*", "*", "Allow", "Inbound"),
+        ("Tcp", "13177-13179", "*", "*", "Allow", "Inbound"),
+        ("Tcp", "22", ADMIN_CIDR, "*", "Allow", "Inbound"),
+    }
+    account = one("Microsoft.Storage/storageAccounts")["properties"]
+    assert account["supportsHttpsTrafficOnly"] is True and account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+    # the blob data plane (Azurite): a private container holding the build with its SHA-256, no anonymous read
+    blob_name = f"builds/{values['godot_server_version']}/{Path(values['godot_fleet_build_file']).name}"
+    store = BlobServiceClient(
+        f"{azure['GF_AZURE_BLOB']}/{ACCOUNT}",
+        credential={"account_name": ACCOUNT, "account_key": DEFAULT_STORAGE_KEY},
+        connection_verify=azure["REQUESTS_CA_BUNDLE"],
+    )
+    container = store.get_container_client("builds")
+    assert container.get_container_properties().public_access is None
+    sha256 = hashlib.sha256(Path(values["godot_fleet_build_file"]).read_bytes()).hexdigest()
+    assert container.get_blob_client(blob_name).get_blob_properties().metadata["sha256"] == sha256
+    anonymous = urllib.request.Request(f"{azure['GF_AZURE_BLOB']}/{ACCOUNT}/builds/{blob_name}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(anonymous, context=ssl.create_default_context(cafile=azure["REQUESTS_CA_BUNDLE"]))
+    assert refused.value.code in (401, 403, 404)
+    vm = one("Microsoft.Compute/virtualMachines")
+    linux = vm["properties"]["osProfile"]["linuxConfiguration"]
+    assert linux["disablePasswordAuthentication"] is True
+    assert [k["keyData"] for k in linux["ssh"]["publicKeys"]] == [values["godot_fleet_ssh_public_key"]]
+    assert "adminPassword" not in vm["properties"]["osProfile"]
+    assert vm["identity"]["type"] == "SystemAssigned"
+    principal = vm["identity"]["principalId"]
+    assignments = [d for d in docs.values() if str(d.get("type", "")).endswith("roleAssignments")]
+    assert len(assignments) == 1
+    assignment = assignments[0]["properties"]
+    assert assignment["principalId"] == principal and assignment["roleDefinitionId"].endswith(READER_ROLE)
+    assert assignment["scope"].lower().endswith(f"storageaccounts/{ACCOUNT}/blobservices/default/containers/builds")
+    ip = one("Microsoft.Network/publicIPAddresses")["properties"]
+    assert ip["publicIPAllocationMethod"] == "Static" and ip["ipAddress"] in out  # the summary names it
+
+    # a re-run and a check-mode run change nothing
+    rc, out = playbook("deploy-azure.yml", values, azure)
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
+    double(azure, "/_double/requests", method="DELETE")
+    rc, out = playbook("deploy-azure.yml", values, azure, "--check", "--diff")
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
+    assert arm_writes(azure) == []
+
+    rc, out = playbook("teardown-azure.yml", values, azure)
+    assert rc == 0, out[-5000:]
+    assert changed(out) > 0
+    assert resources(azure) == []
+    rc, out = playbook("teardown-azure.yml", values, azure)
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0, out[-5000:]
