@@ -41,9 +41,13 @@ demo: bootstrap venv images game ## Deploy the demo game to local systemd contai
 demo-aws: bootstrap venv images game ## deploy-aws.yml against the local AWS (moto), the instance a local container
 	@scripts/demo-aws.sh up
 
-demo-down: ## Remove everything make demo / make demo-aws created
+demo-azure: bootstrap venv node images game ## deploy-azure.yml against the local Azure (ARM double + Azurite), the VM a local container
+	@scripts/demo-azure.sh up
+
+demo-down: ## Remove everything make demo / demo-aws / demo-azure created
 	@scripts/demo.sh down
 	@scripts/demo-aws.sh down
+	@scripts/demo-azure.sh down
 
 bench: venv game ## Benchmarks (figures printed and written to bench/results/)
 	@$(RUN) python bench/converge.py && $(RUN) python bench/rooms.py

@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import local_hosts
+
 CREDENTIALS_PATH = "/_godot_fleet/instance-credentials/"
 ROOT = Path(__file__).resolve().parent.parent
-IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
 REGION = "us-east-1"  # STS/EC2/IAM lookups of the stand-in; overridden by the region in the request
 
 StartResponse = Callable[..., Any]
@@ -126,10 +125,6 @@ def serve(host: str, port: int) -> None:
     server.serve_forever()
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
 CREDENTIAL_HELPER = """#!/usr/bin/python3
 # godot-fleet local AWS: the stand-in for the instance metadata service (see scripts/aws_local.py)
 import sys
@@ -143,19 +138,7 @@ with urllib.request.urlopen(URL, timeout=10) as answer:
 
 def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> None:
     """Starts (or reuses) a systemd container standing in for the index-th instance of the fleet."""
-    exists = podman("container", "exists", name, check=False).returncode == 0
-    if not exists:
-        podman(
-            "run", "-d", "--name", name, "--network", "host", "--uts", "private", "--hostname", name,
-            "--systemd", "always", "--cap-add", "SYS_ADMIN", IMAGE, "/lib/systemd/systemd",
-        )  # fmt: skip
-    elif podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() != "true":
-        podman("start", name)
-    for _ in range(100):
-        state = podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(0.2)
+    local_hosts.start(name)
     url = f"{endpoint}{CREDENTIALS_PATH}{fleet}/{index}?region={region}"
     helper = "/usr/local/sbin/instance-credentials"
     config = f"[default]\ncredential_process = {helper}\n"
@@ -163,17 +146,11 @@ def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> No
         f"install -d -m 0700 /root/.aws && cat > {helper} && chmod 0755 {helper} && "
         f"printf '%s' '{config}' > /root/.aws/config && chmod 0600 /root/.aws/config"
     )
-    subprocess.run(
-        ["podman", "exec", "-i", name, "sh", "-c", script],
-        input=CREDENTIAL_HELPER.format(url=url),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    local_hosts.run_in(name, script, CREDENTIAL_HELPER.format(url=url))
 
 
 def host_down(name: str) -> None:
-    podman("rm", "-f", "-t", "5", name, check=False)
+    local_hosts.remove(name)
 
 
 def main(argv: list[str]) -> int:

@@ -42,8 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_hosts  # noqa: E402
 
-IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
 AZURITE = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "azurite-blob"
 TENANT = "22222222-2222-2222-2222-222222222222"
 # A fake service principal: the double accepts any; never real credentials here
@@ -226,33 +227,18 @@ def serve(directory: Path, port: int, accounts: list[str]) -> None:
         azurite.wait(timeout=10)
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
 def host_up(name: str, directory: Path) -> None:
     """Starts (or reuses) a systemd container standing in for a VM, trusting the harness CA."""
-    if podman("container", "exists", name, check=False).returncode != 0:
-        podman(
-            "run", "-d", "--name", name, "--network", "host", "--uts", "private", "--hostname", name,
-            "--systemd", "always", "--cap-add", "SYS_ADMIN", IMAGE, "/lib/systemd/systemd",
-        )  # fmt: skip
-    elif podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() != "true":
-        podman("start", name)
-    for _ in range(100):
-        state = podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(0.2)
-    subprocess.run(
-        ["podman", "exec", "-i", name, "sh", "-c",
-         "cat > /usr/local/share/ca-certificates/godot-fleet-local-azure.crt && update-ca-certificates >/dev/null"],
-        input=(directory / "tls" / "ca.pem").read_text(), text=True, check=True, capture_output=True,
-    )  # fmt: skip
+    local_hosts.start(name)
+    local_hosts.run_in(
+        name,
+        "cat > /usr/local/share/ca-certificates/godot-fleet-local-azure.crt && update-ca-certificates >/dev/null",
+        (directory / "tls" / "ca.pem").read_text(),
+    )
 
 
 def host_down(name: str) -> None:
-    podman("rm", "-f", "-t", "5", name, check=False)
+    local_hosts.remove(name)
 
 
 def main(argv: list[str]) -> int:

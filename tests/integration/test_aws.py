@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -26,7 +25,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import aws_local  # noqa: E402
-from enet_probe import probe_many  # noqa: E402
+
+from tests.integration import cloud  # noqa: E402
+from tests.integration.cloud import (  # noqa: E402
+    PODMAN_ENV,
+    PORTABLE_ROOMS,
+    admin_public_key,
+    assert_rooms_serve_clients,
+    changed,
+    demo_build,
+    local_host_vars,
+    recap,
+    unwrap,
+)
 
 REGION = "eu-west-1"
 NAME = "gf-it"
@@ -35,7 +46,6 @@ HOST = "gf-it-aws-0"
 ADMIN_CIDR = "198.51.100.7/32"
 PORTS = [13077, 13078, 13079]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-access-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
-PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
 
 
 def free_port() -> int:
@@ -82,11 +92,7 @@ def client(service: str, url: str) -> Any:
 
 
 def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
-    version = (ROOT / "dist" / "VERSION").read_text().strip()
-    build = ROOT / "dist" / f"godot-fleet-demo-{version}-portable-linux-x86_64.tar.gz"
-    key = tmp / "admin"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    build, release = demo_build()
     values: dict[str, Any] = {
         "godot_fleet_name": NAME,
         "godot_fleet_aws_region": REGION,
@@ -94,58 +100,22 @@ def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
         "godot_fleet_aws_bucket": BUCKET,
         "godot_fleet_aws_ami_id": "ami-12c6146b",
         "godot_fleet_admin_cidr": ADMIN_CIDR,
-        "godot_fleet_ssh_public_key": (tmp / "admin.pub").read_text().strip(),
+        "godot_fleet_ssh_public_key": admin_public_key(tmp),
         "godot_fleet_build_file": str(build),
-        "godot_server_version": (ROOT / "dist" / "RELEASE").read_text().strip(),
+        "godot_server_version": release,
         "godot_server_ports": PORTS,
-        # the local stand-in: instance 0 is the container HOST, rooms on its (the machine's) loopback only
-        "godot_fleet_aws_host_overrides": [
-            {"ansible_host": HOST, "ansible_connection": "containers.podman.podman", "ansible_user": "root"}
-        ],
-        "godot_server_bind": "127.0.0.1",
-        # Debian 12: the portable bundle (runtime + main pack), as in the demo
-        "godot_server_style": "runtime",
-        "godot_server_executable": "godot",
-        "godot_server_main_pack": "godot-fleet-demo.pck",
+        # the local stand-in: instance 0 is the container HOST
+        "godot_fleet_aws_host_overrides": [local_host_vars(HOST)],
+        **PORTABLE_ROOMS,
     }
     values.update(overrides)
     return values
 
 
 def playbook(name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args],
-        cwd=ROOT,
-        env=env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV),
-        capture_output=True,
-        text=True,
-        check=False,
+    return cloud.playbook(
+        name, values, env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV), *args
     )
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    hosts = {
-        host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-        for host, counts in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.M)
-    }
-    assert hosts, output[-3000:]
-    return hosts
-
-
-def unwrap(value: Any) -> Any:
-    """ansible-inventory --list output without the {"__ansible_unsafe": ...} wrappers of ansible-core 2.19."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def changed(output: str) -> int:
-    return sum(counts["changed"] for counts in recap(output).values())
 
 
 def nothing_created(url: str, name: str = NAME) -> bool:
@@ -202,18 +172,7 @@ def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: st
     instance_ids = [h for h in counts if h.startswith("i-")]
     assert len(instance_ids) == 1 and counts[instance_ids[0]]["failed"] == 0, out[-5000:]
 
-    # the rooms serve real clients: ENet round trips, and a headless Godot client of the game
-    results = probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5.0)
-    assert all(r.ok for r in results), results
-    version = (ROOT / "dist" / "VERSION").read_text().strip()
-    image = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/godot:forky"
-    godot = subprocess.run(
-        ["podman", "run", "--rm", "--network", "host", "-v", f"{ROOT / 'dist'}:/dist:ro", image, "godot",
-         "--headless", "--main-pack", f"/dist/godot-fleet-demo-{version}.pck", "--", "--client",
-         f"--connect=127.0.0.1:{PORTS[0]}", "--timeout=20"],
-        capture_output=True, text=True, check=False, timeout=120, env=dict(os.environ, **PODMAN_ENV),
-    )  # fmt: skip
-    assert godot.returncode == 0 and "GODOT_FLEET_CLIENT_OK" in godot.stdout, godot.stdout[-3000:]
+    assert_rooms_serve_clients(PORTS)
 
     # the host fetched the build with the instance role's temporary credentials, and holds no keys
     with urllib.request.urlopen(f"{moto}/_godot_fleet/grants") as answer:

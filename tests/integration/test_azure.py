@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
 import ssl
 import subprocess
@@ -30,16 +29,26 @@ from azure.storage.blob import BlobServiceClient
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import azure_local  # noqa: E402
-from enet_probe import probe_many  # noqa: E402
 
 from tests.arm_double.arm import DEFAULT_STORAGE_KEY  # noqa: E402
+from tests.integration import cloud  # noqa: E402
+from tests.integration.cloud import (  # noqa: E402
+    PODMAN_ENV,
+    PORTABLE_ROOMS,
+    admin_public_key,
+    assert_rooms_serve_clients,
+    changed,
+    demo_build,
+    local_host_vars,
+    recap,
+    unwrap,
+)
 
 NAME = "gf-az-it"
 ACCOUNT = "gfazitbuilds"
 HOST = "gf-az-it-0"
 ADMIN_CIDR = "198.51.100.7/32"
 PORTS = [13177, 13178, 13179]
-PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
 WRITES = {"PUT", "PATCH", "DELETE"}
 READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # Storage Blob Data Reader
 
@@ -110,29 +119,21 @@ def resources(azure: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def extra_vars(azure: dict[str, str], tmp: Path, **overrides: Any) -> dict[str, Any]:
-    version = (ROOT / "dist" / "VERSION").read_text().strip()
-    key = tmp / "admin"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    build, release = demo_build()
     values: dict[str, Any] = {
         "godot_fleet_name": NAME,
         "godot_fleet_azure_storage_account": ACCOUNT,
         "godot_fleet_admin_cidr": ADMIN_CIDR,
-        "godot_fleet_ssh_public_key": (tmp / "admin.pub").read_text().strip(),
-        "godot_fleet_build_file": str(ROOT / "dist" / f"godot-fleet-demo-{version}-portable-linux-x86_64.tar.gz"),
-        "godot_server_version": (ROOT / "dist" / "RELEASE").read_text().strip(),
+        "godot_fleet_ssh_public_key": admin_public_key(tmp),
+        "godot_fleet_build_file": str(build),
+        "godot_server_version": release,
         "godot_server_ports": PORTS,
         # the local stand-ins: VM 0 is the container HOST, its identity endpoint the harness's
-        "godot_fleet_azure_host_overrides": [
-            {"ansible_host": HOST, "ansible_connection": "containers.podman.podman", "ansible_user": "root"}
-        ],
+        "godot_fleet_azure_host_overrides": [local_host_vars(HOST)],
         "godot_server_azure_identity_endpoint": (
             f"{azure['GF_AZURE_IMDS']}/instance/{NAME}-0/metadata/identity/oauth2/token"
         ),
-        "godot_server_bind": "127.0.0.1",
-        "godot_server_style": "runtime",
-        "godot_server_executable": "godot",
-        "godot_server_main_pack": "godot-fleet-demo.pck",
+        **PORTABLE_ROOMS,
     }
     values.update(overrides)
     return values
@@ -142,28 +143,7 @@ def playbook(
     name: str, values: dict[str, Any], azure: dict[str, str], *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args],
-        cwd=ROOT,
-        env=env if env is not None else dict(base, **azure, **PODMAN_ENV),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    hosts = {
-        host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-        for host, counts in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.M)
-    }
-    assert hosts, output[-3000:]
-    return hosts
-
-
-def changed(output: str) -> int:
-    return sum(counts["changed"] for counts in recap(output).values())
+    return cloud.playbook(name, values, env if env is not None else dict(base, **azure, **PODMAN_ENV), *args)
 
 
 @pytest.mark.parametrize(
@@ -213,18 +193,7 @@ def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_ho
     counts = recap(out)
     assert counts[f"{NAME}-0"]["failed"] == 0 and counts[f"{NAME}-0"]["changed"] > 0, out[-3000:]
 
-    # the rooms serve real clients: ENet round trips, and a headless Godot client of the game
-    results = probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5.0)
-    assert all(r.ok for r in results), results
-    version = (ROOT / "dist" / "VERSION").read_text().strip()
-    image = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/godot:forky"
-    godot = subprocess.run(
-        ["podman", "run", "--rm", "--network", "host", "-v", f"{ROOT / 'dist'}:/dist:ro", image, "godot",
-         "--headless", "--main-pack", f"/dist/godot-fleet-demo-{version}.pck", "--", "--client",
-         f"--connect=127.0.0.1:{PORTS[1]}", "--timeout=20"],
-        capture_output=True, text=True, check=False, timeout=120, env=dict(os.environ, **PODMAN_ENV),
-    )  # fmt: skip
-    assert godot.returncode == 0 and "GODOT_FLEET_CLIENT_OK" in godot.stdout, godot.stdout[-3000:]
+    assert_rooms_serve_clients(PORTS)
 
     # the ARM state
     docs = {r["id"].lower(): r for r in resources(azure)}
@@ -283,6 +252,18 @@ def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_ho
     assert assignment["scope"].lower().endswith(f"storageaccounts/{ACCOUNT}/blobservices/default/containers/builds")
     ip = one("Microsoft.Network/publicIPAddresses")["properties"]
     assert ip["publicIPAllocationMethod"] == "Static" and ip["ipAddress"] in out  # the summary names it
+
+    # later runs find the VMs by their tags: the azure_rm inventory of inventories/azure/
+    listing = subprocess.run(
+        ["ansible-inventory", "-i", "inventories/azure/azure_rm.yml", "--list"],
+        cwd=ROOT, env=dict(os.environ, **azure), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    inventory = unwrap(json.loads(listing.stdout))
+    assert inventory["godot_servers"]["hosts"] == [f"{NAME}-0"]
+    assert inventory[f"fleet_{NAME.replace('-', '_')}"]["hosts"] == [f"{NAME}-0"]
+    found = inventory["_meta"]["hostvars"][f"{NAME}-0"]
+    assert found["ansible_host"] == ip["ipAddress"] and found["ansible_user"] == "azureuser"
+    assert found["godot_fleet_build"] == values["godot_server_version"]
 
     # a re-run and a check-mode run change nothing
     rc, out = playbook("deploy-azure.yml", values, azure)
