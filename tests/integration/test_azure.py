@@ -275,6 +275,19 @@ def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_ho
     assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
     assert arm_writes(azure) == []
 
+    # a new build through the SAS fallback: uploaded under its version, fetched by the host with a short-lived
+    # read-only SAS for that one blob (ARM ListServiceSas), installed beside the old one and switched to
+    update = dict(values, godot_fleet_azure_build_auth="sas")
+    update["godot_server_version"] = values["godot_server_version"] + ".2"
+    rc, out = playbook("deploy-azure.yml", update, azure)
+    assert rc == 0, out[-5000:]
+    assert "serviceSasToken" not in out and "sig=" not in out  # the SAS never shows in the output
+    current = subprocess.run(
+        ["podman", "exec", HOST, "readlink", "/opt/godot-server/current"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert current.endswith(update["godot_server_version"]), current
+    assert_rooms_serve_clients(PORTS)
+
     rc, out = playbook("teardown-azure.yml", values, azure)
     assert rc == 0, out[-5000:]
     assert changed(out) > 0
