@@ -1,4 +1,4 @@
-"""Shared helpers of the godot-fleet benchmarks (bench/converge.py, bench/rooms.py).
+"""Shared helpers of the godot-fleet benchmarks (bench/converge.py, bench/rooms.py; bench/cloud.py builds on them).
 
 Containers are local systemd containers exactly like `make demo` (scripts/demo.sh): podman run --systemd=always
 --cap-add SYS_ADMIN, UDP ports published on 127.0.0.1 only, the artifacts mounted at /srv/artifacts and served
@@ -45,6 +45,8 @@ CONTROLLER_ACTIONS = frozenset(
 )
 # Files whose content defines what is being measured (the tree is shared: record it at start and end).
 MEASURED_PATHS = ("deploy-hosts.yml", "playbooks", "roles/godot_server", "ansible.cfg")
+# ansible-playbook prints one JSON document (per-task start/end times) and writes no retry files.
+JSON_CALLBACK_ENV = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_RETRY_FILES_ENABLED": "false"}
 
 JsonDict = dict[str, Any]
 
@@ -108,6 +110,10 @@ def percentile(values: Iterable[float], pct: float) -> float | None:
     return data[min(rank, len(data)) - 1]
 
 
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
 def fmt(value: float | int | str | None, digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -127,18 +133,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # --- provenance ----------------------------------------------------------------------------------------------
 
 
-def tree_hash() -> str:
-    """Hash of the files that define the measured deployment (the working tree may be edited during a run)."""
+def paths_hash(base: Path, paths: Sequence[str]) -> str:
+    """Hash of the files below base/path for every path (names and contents; a missing path counts as missing)."""
     digest = hashlib.sha256()
-    for rel in MEASURED_PATHS:
-        path = ROOT / rel
+    for rel in paths:
+        path = base / rel
+        if not path.exists():
+            digest.update(f"{rel}: missing".encode())
+            continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for f in files:
             if "__pycache__" in f.parts:
                 continue
-            digest.update(str(f.relative_to(ROOT)).encode())
+            digest.update(str(f.relative_to(base)).encode())
             digest.update(f.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def tree_hash() -> str:
+    """Hash of the files that define the measured deployment (the working tree may be edited during a run)."""
+    return paths_hash(ROOT, MEASURED_PATHS)
 
 
 def git_info() -> JsonDict:
@@ -208,6 +222,12 @@ def mem_available_mib() -> float:
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def begin() -> tuple[str, JsonDict, JsonDict]:
+    """The start of every benchmark: SIGTERM/SIGHUP end it through its finally blocks; its date, git and machine."""
+    install_signal_handlers()
+    return now_iso(), git_info(), machine_info()
 
 
 def write_results(name: str, data: JsonDict) -> Path:
@@ -422,9 +442,17 @@ def _parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def span(duration: Mapping[str, str]) -> tuple[float, float, float]:
+    """Start and end (epoch seconds) and length in seconds of an ansible.posix.json duration; zeros without one."""
+    if "start" not in duration or "end" not in duration:
+        return 0.0, 0.0, 0.0
+    start, end = _parse_time(duration["start"]), _parse_time(duration["end"])
+    return start.timestamp(), end.timestamp(), (end - start).total_seconds()
+
+
 def run_playbook(inventory: Path, host: str, playbook: str = "deploy-hosts.yml", timeout: float = 3600) -> PlaybookRun:
     """ansible-playbook with the ansible.posix.json callback: wall time, recap and the duration of every task."""
-    env = bench_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_RETRY_FILES_ENABLED": "false"})
+    env = bench_env(JSON_CALLBACK_ENV)
     t0 = time.perf_counter()
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), str(ROOT / playbook)],
@@ -447,10 +475,7 @@ def run_playbook(inventory: Path, host: str, playbook: str = "deploy-hosts.yml",
             result = entry.get("hosts", {}).get(host)
             if result is None:  # meta tasks (flush_handlers) have no host result
                 continue
-            duration = task.get("duration", {})
-            seconds = 0.0
-            if "start" in duration and "end" in duration:
-                seconds = (_parse_time(duration["end"]) - _parse_time(duration["start"])).total_seconds()
+            seconds = span(task.get("duration", {}))[2]
             failed = bool(result.get("failed")) and not result.get("ignore_errors", False)
             if failed:
                 errors.append(f"{task.get('name')}: {str(result.get('msg', ''))[:500]}")

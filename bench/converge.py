@@ -28,14 +28,11 @@ from bench.common import (
     IMAGE,
     JsonDict,
     PlaybookRun,
+    begin,
     exec_latency,
     fmt,
-    git_info,
-    install_signal_handlers,
     log,
-    machine_info,
     median,
-    now_iso,
     remove_host,
     result_document,
     run_playbook,
@@ -114,11 +111,8 @@ def main() -> int:
     args = parser.parse_args()
     runs = 1 if args.quick else max(1, args.runs)
     result_name = args.name or ("converge-quick" if args.quick else "converge")
-    install_signal_handlers()
 
-    started = now_iso()
-    git = git_info()
-    machine = machine_info()
+    started, git, machine = begin()
     raw: list[JsonDict] = []
     fresh_runs: list[PlaybookRun] = []
     rerun_runs: list[PlaybookRun] = []

@@ -40,15 +40,12 @@ from bench.common import (
     IMAGE,
     Artifacts,
     JsonDict,
+    begin,
     fmt,
-    git_info,
     host_cpu_times,
-    install_signal_handlers,
     log,
-    machine_info,
     median,
     mem_available_mib,
-    now_iso,
     percentile,
     podman_exec,
     remove_host,
@@ -401,11 +398,8 @@ def main() -> int:
     max_ports = max([*room_counts, 0 if args.no_search else search_max])
     if room_counts[0] < 1 or HOST_PORT_BASE + max_ports - 1 > 49999:
         parser.error("room counts must be >= 1 and the host ports must stay within 40000-49999")
-    install_signal_handlers()
 
-    started = now_iso()
-    git = git_info()
-    machine = machine_info()
+    started, git, machine = begin()
     name = f"gf-bench-rooms-{os.getpid()}"
     publish = [
         f"127.0.0.1:{HOST_PORT_BASE}-{HOST_PORT_BASE + max_ports - 1}:"
