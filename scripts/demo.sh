@@ -4,6 +4,7 @@
 #   scripts/demo.sh down   remove what 'up' created
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+source "$(dirname "$0")/demo-lib.sh"
 cd "$GF_ROOT"
 NAME=godot-fleet-demo
 PORTS=(12077 12078)
@@ -31,18 +32,13 @@ up() {
     fi
     log "deploying with deploy-hosts.yml"
     ansible-playbook -i inventories/local/demo.yml deploy-hosts.yml
-    log "checking every room with a client from this machine"
     local targets=()
     for p in "${PORTS[@]}"; do targets+=("127.0.0.1:$p"); done
-    python tests/probe/enet_probe.py --timeout 5 "${targets[@]}"
+    check_rooms "" "${targets[@]}"
     echo
-    for t in "${targets[@]}"; do echo "GODOT_SERVER=$t"; done
+    echo "The demo server runs in the container $NAME under systemd (podman exec $NAME systemctl status 'godot-server@*')."
+    client_hint "${targets[0]}"
     cat <<EOT
-
-The demo server runs in the container $NAME under systemd (podman exec $NAME systemctl status 'godot-server@*').
-Connect a headless test client:
-  CONTAINERS_CONF=$CONTAINERS_CONF podman run --rm --network host -v $GF_ROOT/dist:/dist:ro $GF_IMAGE_PREFIX/godot:forky \\
-    godot --headless --main-pack /dist/godot-fleet-demo-$(cat dist/VERSION).pck -- --client --connect=${targets[0]}
 Or, on a desktop with Godot 4.6: open godot/demo, run it, type ${targets[0]} and press Join.
 Remove everything with: make demo-down
 EOT
