@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv node images game lint unit molecule test demo demo-aws demo-azure demo-down bench clean
+.PHONY: help bootstrap venv node images game room-image lint unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ images: bootstrap ## Build the Debian 12 / testing host images and the Godot ima
 game: images ## Build the demo game's release artifacts into dist/ (cached by source hash)
 	@scripts/build-game.sh
 
+room-image: venv game ## Build the demo room image (rooms on demand) with build-room-image.yml (cached)
+	@$(RUN) ansible-playbook build-room-image.yml
+
 lint: venv ## ansible-lint (production), yamllint, ruff, mypy
 	@scripts/lint.sh
 
@@ -32,8 +35,8 @@ unit: venv ## Unit tests (no containers)
 molecule: venv game ## Molecule: the host role on Debian 12 + testing with real Godot rooms and clients
 	@$(RUN) pytest -q tests/integration/test_molecule.py
 
-test: bootstrap venv node images game lint ## Everything: lint, unit, Molecule, AWS (moto), Azure (ARM double + Azurite)
-	@$(RUN) pytest tests/unit tests/integration
+test: bootstrap venv node images game room-image lint ## Everything: lint, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite)
+	@$(RUN) pytest tests/unit tests/room_api tests/integration
 
 demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)
 	@scripts/demo.sh up
@@ -44,7 +47,11 @@ demo-aws: bootstrap venv images game ## deploy-aws.yml against the local AWS (mo
 demo-azure: bootstrap venv node images game ## deploy-azure.yml against the local Azure (ARM double + Azurite), the VM a local container
 	@scripts/demo-azure.sh up
 
-demo-down: ## Remove everything make demo / demo-aws / demo-azure created
+demo-rooms: bootstrap venv images game ## The room API (local backend: rooms are podman containers here); prints ROOM_API_URL/KEY
+	@scripts/demo-rooms.sh up
+
+demo-down: ## Remove everything make demo / demo-aws / demo-azure / demo-rooms created
+	@scripts/demo-rooms.sh down
 	@scripts/demo.sh down
 	@scripts/demo-aws.sh down
 	@scripts/demo-azure.sh down

@@ -4,6 +4,10 @@ extends Node
 ##       dedicated server (also the default when running headless without --client)
 ##   --client --connect=HOST:PORT [--timeout=10]
 ##       headless test client: RPC round trip, RAW echo, own replicated character, movement seen by the server
+##   --rooms-client --api=URL [--room=NAME] [--stop] [--timeout=60] [--http-timeout=10]
+##       headless test of the room API through the godot_fleet_rooms add-on (API key in the environment variable
+##       ROOM_API_KEY, or --key=KEY): health, create a room, find it in the list, wait until it is joinable, join
+##       it and pass the --client checks, leave, then (--stop: stop it and) poll the list until the room is gone
 ##   (no mode, with a display)
 ##       small client: type "IP:port", press Join, move with the arrow keys
 ## Both `--key=value` and `--key value` are accepted.
@@ -12,6 +16,10 @@ const DEFAULT_PORT := 12077
 const DEFAULT_MAX_PLAYERS := 8
 const DEFAULT_BIND := "*"
 const DEFAULT_CLIENT_TIMEOUT := 10.0
+const DEFAULT_ROOMS_CLIENT_TIMEOUT := 60.0
+const DEFAULT_HTTP_TIMEOUT := 10.0
+## How often the rooms client polls the room list.
+const ROOMS_POLL_SECONDS := 0.5
 ## ENet's limit on peers per host.
 const MAX_PEERS := 4095
 ## Exit codes: 0 ok (also an idle server leaving after --empty-server-timeout), 1 test client failed,
@@ -24,10 +32,13 @@ const MAX_ECHO_BYTES := 1024
 ## How far the test client moves its character.
 const TEST_MOVE := Vector2(24, 0)
 
-const FLAGS: Array[String] = ["server", "client", "help"]
-const OPTIONS: Array[String] = ["port", "max-players", "bind", "empty-server-timeout", "connect", "timeout"]
+const FLAGS: Array[String] = ["server", "client", "rooms-client", "stop", "help"]
+const OPTIONS: Array[String] = [
+	"port", "max-players", "bind", "empty-server-timeout", "connect", "timeout", "api", "key", "room", "http-timeout",
+]
 const USAGE := """usage: godot --headless --main-pack game.pck -- --server [--port=12077] [--max-players=8] [--bind=*] [--empty-server-timeout=SECONDS]
        godot --headless --main-pack game.pck -- --client --connect=HOST:PORT [--timeout=10]
+       ROOM_API_KEY=... godot --headless --main-pack game.pck -- --rooms-client --api=URL [--room=NAME] [--stop] [--timeout=60] [--http-timeout=10]
        (game arguments go after '--'; '--key=value' and '--key value' are both accepted)"""
 
 const PLAYER_SCENE: PackedScene = preload("res://player.tscn")
@@ -35,8 +46,14 @@ const PLAYER_SCENE: PackedScene = preload("res://player.tscn")
 ## containers (Debian's 4.6.3 release template logs "Attempt to disconnect a nonexistent connection" for every
 ## Container child when it quits).
 const MENU_SCENE_PATH := "res://menu.tscn"
+## The room API client (godot_fleet_rooms add-on), through preload() rather than its global class name, so the game
+## also runs from source before Godot has registered class names (godot --headless --path on a fresh checkout).
+const RoomApi := preload("res://addons/godot_fleet_rooms/room_api_client.gd")
 
-enum Mode { MENU, SERVER, TEST_CLIENT }
+enum Mode { MENU, SERVER, TEST_CLIENT, ROOMS_CLIENT }
+
+## The test client's checks passed (rooms client: time to leave the room).
+signal round_trip_done
 
 var mode := Mode.MENU
 var version := str(ProjectSettings.get_setting("application/config/version", "0.0.0"))
@@ -57,6 +74,8 @@ var _raw_nonce := ""
 var _moved_to: Variant = null
 var _move_confirmed := false
 var _next_ping_ms := 0
+## The test client runs inside the rooms client: report the round trip instead of quitting.
+var _in_rooms_flow := false
 
 @onready var players: Node2D = $Players
 @onready var spawner: MultiplayerSpawner = $PlayerSpawner
@@ -83,12 +102,18 @@ func _ready() -> void:
 		print(USAGE)
 		_quit(0)
 		return
-	if opts.has("server") and opts.has("client"):
-		_usage_error("--server and --client are mutually exclusive")
+	var chosen: PackedStringArray = []
+	for flag: String in ["server", "client", "rooms-client"]:
+		if opts.has(flag):
+			chosen.append("--" + flag)
+	if chosen.size() > 1:
+		_usage_error("%s are mutually exclusive" % " and ".join(chosen))
 		return
 	var headless := DisplayServer.get_name() == "headless"
 	if opts.has("client"):
 		_start_test_client(opts)
+	elif opts.has("rooms-client"):
+		_run_rooms_client(opts)
 	elif opts.has("server") or headless or OS.has_feature("dedicated_server"):
 		_start_server(opts)
 	else:
@@ -336,6 +361,8 @@ func _on_connected_to_server() -> void:
 
 
 func _on_connection_failed() -> void:
+	if mode == Mode.ROOMS_CLIENT:
+		return  # between the API steps: not connected to a room
 	if mode == Mode.TEST_CLIENT:
 		_fail("connection failed")
 		return
@@ -343,6 +370,8 @@ func _on_connection_failed() -> void:
 
 
 func _on_server_disconnected() -> void:
+	if mode == Mode.ROOMS_CLIENT:
+		return  # between the API steps: not connected to a room
 	if mode == Mode.TEST_CLIENT:
 		_fail("server disconnected")
 		return
@@ -409,7 +438,10 @@ func _test_client_step() -> void:
 	if _rtt_ms >= 0 and _raw_echo_ok and _move_confirmed:
 		_finished = true
 		print("GODOT_FLEET_CLIENT_OK peer=%d rtt_ms=%.1f server_version=%s" % [multiplayer.get_unique_id(), _rtt_ms, _server_version])
-		_quit(0)
+		if _in_rooms_flow:
+			round_trip_done.emit()
+		else:
+			_quit(0)
 
 
 func _test_client_waiting_for() -> String:
@@ -433,4 +465,107 @@ func _fail(reason: String) -> void:
 		return
 	_finished = true
 	printerr("GODOT_FLEET_CLIENT_FAIL %s" % reason)
+	_quit(EXIT_CLIENT_FAIL)
+
+
+# --- rooms client (room API through the godot_fleet_rooms add-on) -------------------------------------------
+
+## health -> create -> listed -> joinable -> join + --client checks -> leave -> [stop] -> gone from the list.
+## Prints one GODOT_FLEET_ROOMS_<STEP> line per step and GODOT_FLEET_ROOMS_CLIENT_OK at the end (exit 0), or
+## GODOT_FLEET_ROOMS_FAIL step=... status=... error=... message=... (exit 1). Never prints the key.
+func _run_rooms_client(opts: Dictionary) -> void:
+	var api := str(opts.get("api", "")).strip_edges()
+	if not (api.begins_with("http://") or api.begins_with("https://")):
+		_usage_error("--rooms-client needs --api=http(s)://HOST:PORT, got '%s'" % api)
+		return
+	var timeout: Variant = _float_opt(opts, "timeout", DEFAULT_ROOMS_CLIENT_TIMEOUT, 0.001)
+	if timeout == null:
+		return
+	var http_timeout: Variant = _float_opt(opts, "http-timeout", DEFAULT_HTTP_TIMEOUT, 0.001)
+	if http_timeout == null:
+		return
+	var room_name := str(opts.get("room", ""))
+	mode = Mode.ROOMS_CLIENT
+	_in_rooms_flow = true
+	_deadline_ms = Time.get_ticks_msec() + int(float(timeout) * 1000.0)
+	var client := RoomApi.new()
+	client.name = "RoomApiClient"
+	client.base_url = api
+	client.api_key = str(opts.get("key", OS.get_environment("ROOM_API_KEY")))
+	client.timeout = float(http_timeout)
+	add_child(client)
+
+	var result := await client.health()
+	if not result.ok:
+		_rooms_fail("health", result)
+		return
+	print("GODOT_FLEET_ROOMS_HEALTH backend=%s build_version=%s" % [result.data.get("backend"), result.data.get("build_version")])
+
+	result = await client.create_room(room_name)
+	if not result.ok:
+		_rooms_fail("create", result)
+		return
+	var room := result.room
+	print("GODOT_FLEET_ROOMS_CREATED name=%s status=%s port=%d build_version=%s" % [room.name, room.status, room.port, room.build_version])
+
+	result = await client.list_all_rooms()
+	if not result.ok:
+		_rooms_fail("list", result)
+		return
+	var listed := result.rooms.filter(func(r: RoomApi.Room) -> bool: return r.name == room.name)
+	if listed.is_empty():
+		_rooms_fail("list", RoomApi.Result.failure(result.status, "missing", "room %s is not in the list of %d rooms" % [room.name, result.rooms.size()]))
+		return
+	print("GODOT_FLEET_ROOMS_LISTED name=%s rooms=%d" % [room.name, result.rooms.size()])
+
+	result = await client.wait_until_joinable(room.name, _seconds_left(), ROOMS_POLL_SECONDS)
+	if not result.ok:
+		_rooms_fail("wait", result)
+		return
+	room = result.room
+	print("GODOT_FLEET_ROOMS_JOINABLE name=%s address=%s" % [room.name, room.address()])
+
+	mode = Mode.TEST_CLIENT
+	var err := client.join(room)
+	if err != OK:
+		_rooms_fail("join", RoomApi.Result.failure(0, "join_failed", "cannot connect to %s: %s" % [room.address(), error_string(err)]))
+		return
+	await round_trip_done
+	mode = Mode.ROOMS_CLIENT
+	client.leave()
+	for child in players.get_children():
+		child.queue_free()
+	print("GODOT_FLEET_ROOMS_LEFT name=%s" % room.name)
+
+	if opts.has("stop"):
+		result = await client.stop_room(room.name)
+		if not result.ok:
+			_rooms_fail("stop", result)
+			return
+		print("GODOT_FLEET_ROOMS_STOPPING name=%s status=%s" % [room.name, result.room.status])
+
+	# The room leaves the list once its server has exited (--stop, or its empty-server timeout).
+	var left_ms := Time.get_ticks_msec()
+	while true:
+		result = await client.list_all_rooms()
+		if not result.ok:
+			_rooms_fail("gone", result)
+			return
+		if result.rooms.all(func(r: RoomApi.Room) -> bool: return r.name != room.name):
+			break
+		if _seconds_left() <= 0.0:
+			_rooms_fail("gone", RoomApi.Result.failure(0, "timeout", "room %s still listed" % room.name))
+			return
+		await get_tree().create_timer(ROOMS_POLL_SECONDS).timeout
+	print("GODOT_FLEET_ROOMS_GONE name=%s after_leave_s=%.1f" % [room.name, (Time.get_ticks_msec() - left_ms) / 1000.0])
+	print("GODOT_FLEET_ROOMS_CLIENT_OK name=%s" % room.name)
+	_quit(0)
+
+
+func _seconds_left() -> float:
+	return maxf(0.0, (_deadline_ms - Time.get_ticks_msec()) / 1000.0)
+
+
+func _rooms_fail(step: String, result: RoomApi.Result) -> void:
+	printerr("GODOT_FLEET_ROOMS_FAIL step=%s status=%d error=%s message=%s" % [step, result.status, result.error, result.message])
 	_quit(EXIT_CLIENT_FAIL)
