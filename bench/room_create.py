@@ -192,7 +192,10 @@ def concurrent(api: Api, count: int, same_name: bool) -> JsonDict:
 
     def worker(i: int) -> None:
         barrier.wait()
-        status, answer = api.call("POST", "/create_server", {"name": base if same_name else f"{base}-{i}"})
+        try:
+            status, answer = api.call("POST", "/create_server", {"name": base if same_name else f"{base}-{i}"})
+        except OSError as exc:  # connection refused/reset: an error of the API, counted as such
+            status, answer = 599, {"error": type(exc).__name__}
         with lock:
             results.append((status, str(answer.get("room", {}).get("name") or answer.get("error"))))
 

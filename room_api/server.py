@@ -91,6 +91,8 @@ class _RoomApiRequestHandler(BaseHTTPRequestHandler):
 
 class RoomApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of clients (20 creates at once) got connection resets
+    request_queue_size = 128
     allow_reuse_address = True
 
 
