@@ -11,10 +11,10 @@ image, registry in SQLite) on 127.0.0.1, then --runs times:
   cleanup, as in production).
 
 Then the concurrency check: --concurrent creates of ONE name at once (exactly one room may result) and
---concurrent creates of distinct names with --max-rooms below that (created + capacity refusals must add up,
-duplicates 0). Rooms created there are stopped again.
+--concurrent creates of distinct names (all real rooms; with --max-rooms below --concurrent the capacity refusals
+must make up the difference); duplicates must be 0. Rooms created there are stopped and waited for.
 
-    python bench/room_create.py [--runs 5] [--concurrent 20]
+    python bench/room_create.py [--runs 9] [--concurrent 50] [--max-rooms 60]
 
 Needs the room image (`make room-image`). Prints tables and writes bench/results/room_create.json.
 """
@@ -211,6 +211,9 @@ def concurrent(api: Api, count: int, same_name: bool) -> JsonDict:
     listed = [name for name in api.names() if name.startswith(base)]
     for name in listed:
         api.call("POST", "/stop_server", {"name": name})
+    deadline = time.monotonic() + 120
+    while any(name.startswith(base) for name in api.names()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     return {
         "requests": count,
         "same_name": same_name,
@@ -225,9 +228,9 @@ def concurrent(api: Api, count: int, same_name: bool) -> JsonDict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--concurrent", type=int, default=20)
-    parser.add_argument("--max-rooms", type=int, default=10, help="room limit of the API during the benchmark")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--max-rooms", type=int, default=60, help="room limit of the API during the benchmark")
     args = parser.parse_args(argv)
     started, git, machine = begin()
     t_start = time.perf_counter()
