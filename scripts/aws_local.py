@@ -19,6 +19,8 @@ What stands in for what, and why:
   instance profile and role, and returning temporary credentials from STS AssumeRole on that role. `host-up`
   points the container's AWS SDK at that URL through a `credential_process` in /root/.aws/config. So the host
   holds no long-lived keys, and a host whose instance has no role gets no credentials, as on EC2.
+- Responses where stock moto differs from AWS in a way the Ansible modules depend on are completed by
+  `complete_moto_responses()` (DynamoDB fields AWS returns, EventBridge TestEventPattern; see its docstring).
 """
 
 from __future__ import annotations
@@ -106,10 +108,51 @@ def with_instance_credentials(app: WsgiApp, endpoint: str, grants: list[dict[str
     return wrapped
 
 
+def complete_moto_responses() -> None:
+    """Adds to moto's responses the fields real AWS returns and the Ansible modules rely on (idempotent).
+
+    - DynamoDB DescribeTable/CreateTable/DeleteTable: `TableId` (a UUID fixed for the table's lifetime) and each
+      global secondary index's `IndexArn`. Without `TableId`, community.aws.dynamodb_table fails with KeyError
+      after every call (moto 5.2.5), although the table itself is created.
+    - EventBridge TestEventPattern: moto 5.2.5 answers nothing; here it answers `{"Result": true|false}` with
+      moto's own rule matcher (the one PutEvents uses), so a test can check that a real-shaped event matches the
+      pattern of a deployed rule.
+    """
+    import uuid
+
+    from moto.dynamodb.models.table import Table
+    from moto.events.models import EventPattern, EventPatternParser
+    from moto.events.responses import EventsHandler
+
+    if getattr(Table.describe, "_godot_fleet", False):
+        return
+
+    def test_event_pattern(self: Any) -> tuple[str, dict[str, Any]]:
+        raw = self._get_param("EventPattern")
+        event = json.loads(self._get_param("Event"))
+        matches = EventPattern(raw, EventPatternParser(raw).parse()).matches_event(event)
+        return json.dumps({"Result": matches}), self.response_headers
+
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[assignment,method-assign]
+    original = Table.describe
+
+    def describe(self: Any, base_key: str = "TableDescription") -> dict[str, Any]:
+        result: dict[str, Any] = original(self, base_key)
+        table_id = self.__dict__.setdefault("_godot_fleet_table_id", str(uuid.uuid4()))
+        result[base_key]["TableId"] = table_id
+        for index in result[base_key].get("GlobalSecondaryIndexes", []):
+            index.setdefault("IndexArn", f"{self.table_arn}/index/{index['IndexName']}")
+        return result
+
+    describe._godot_fleet = True  # type: ignore[attr-defined]
+    Table.describe = describe  # type: ignore[method-assign]
+
+
 def serve(host: str, port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    complete_moto_responses()
     endpoint = f"http://{host}:{port}"
     grants: list[dict[str, str]] = []
     app = with_instance_credentials(DomainDispatcherApplication(create_backend_app), endpoint, grants)
