@@ -201,16 +201,13 @@ def assert_clean(code: int, out: str, err: str, expected: int) -> None:
     assert "SCRIPT ERROR" not in text and "ERROR:" not in text, text[-3000:]
 
 
-def test_demo_carries_the_addon() -> None:
-    """godot/demo/addons/godot_fleet_rooms is an exact copy of godot/addons/godot_fleet_rooms (the pack's source)."""
-    src, copy = (
-        ROOT / "godot" / "addons" / "godot_fleet_rooms",
-        ROOT / "godot" / "demo" / "addons" / "godot_fleet_rooms",
-    )
-    files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(copy) for p in copy.rglob("*") if p.is_file())
-    for rel in files:
-        assert (src / rel).read_bytes() == (copy / rel).read_bytes(), f"{rel} differs: copy the add-on into the demo"
+def test_the_addon_has_one_source() -> None:
+    """The add-on lives in the demo project (exported into its pack); godot/addons/godot_fleet_rooms, the path
+    game developers copy from, is a link to it, so the two cannot drift apart."""
+    published = ROOT / "godot" / "addons" / "godot_fleet_rooms"
+    assert published.is_symlink(), "godot/addons/godot_fleet_rooms must stay a link to the demo's add-on"
+    assert published.resolve() == (ROOT / "godot" / "demo" / "addons" / "godot_fleet_rooms").resolve()
+    assert (published / "room_api_client.gd").is_file()
 
 
 def test_create_join_leave_and_the_room_goes_away(api: Api, godot: Godot) -> None:

@@ -1,6 +1,6 @@
 """apigatewayv2_http_api: input checks, normalization and the change plan (pure logic, no AWS calls).
 
-The module runs for real against moto in tests/integration/test_apigatewayv2_http_api.py.
+The module runs for real against moto in tests/integration/test_apigatewayv2_http_api_moto.py.
 """
 
 from __future__ import annotations
