@@ -56,8 +56,9 @@ demo-down: ## Remove everything make demo / demo-aws / demo-azure / demo-rooms c
 	@scripts/demo-aws.sh down
 	@scripts/demo-azure.sh down
 
-bench: venv game ## Benchmarks (figures printed and written to bench/results/)
+bench: venv game room-image ## Benchmarks (figures printed and written to bench/results/)
 	@$(RUN) python bench/converge.py && $(RUN) python bench/rooms.py
+	@$(RUN) python bench/room_create.py && $(RUN) python bench/room_api.py
 
 clean: demo-down ## Remove build outputs (keeps the venv and the images)
 	rm -rf dist .cache/game

@@ -1,11 +1,15 @@
-"""Helpers shared by the cloud end-to-end tests (test_aws.py, test_azure.py): playbook runs, recaps, clients."""
+"""Helpers shared by the cloud end-to-end tests (test_aws.py, test_aws_rooms.py, test_azure.py): the local AWS,
+playbook runs, recaps, clients."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,26 @@ from enet_probe import probe_many
 
 ROOT = Path(__file__).resolve().parents[2]
 PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
+
+
+@contextlib.contextmanager
+def local_aws(port: int) -> Iterator[str]:
+    """The local AWS (`scripts/aws_local.py serve`: moto + the instance credentials stand-in) on 127.0.0.1:port
+    while the block runs; yields its endpoint URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "aws_local.py"), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[-1].strip() == "READY", lines
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def demo_build() -> tuple[Path, str]:

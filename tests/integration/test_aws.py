@@ -58,20 +58,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "aws_local.py"), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert lines[-1].strip() == "READY", lines
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with cloud.local_aws(port) as url:
+        yield url
 
 
 @pytest.fixture()

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,20 +58,8 @@ KEY_PARAMETER = f"/{NAME}/rooms/api-key"
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "aws_local.py"), "serve", "--port", str(PORT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert lines[-1].strip() == "READY", lines
-        yield f"http://127.0.0.1:{PORT}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with cloud.local_aws(PORT) as url:
+        yield url
 
 
 def client(service: str, url: str) -> Any:
