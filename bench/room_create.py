@@ -51,6 +51,7 @@ from bench.common import (
     table,
     write_results,
 )
+from room_api.local import LABEL_API
 from tests.probe.enet_probe import probe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ class Api:
                 self.proc.kill()
         self._log.close()
         left = subprocess.run(
-            ["podman", "ps", "-aq", "--filter", f"label=godot-fleet.room-api={API_ID}"],
+            ["podman", "ps", "-aq", "--filter", f"label={LABEL_API}={API_ID}"],
             capture_output=True,
             text=True,
             env=bench_env(),
