@@ -3,12 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv node images game room-image lint unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
+.PHONY: help bootstrap venv node images game room-image collection changelog lint sanity unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-bootstrap: ## Install the system packages (podman, runc, debootstrap, ...)
+bootstrap: ## Install the system packages of bindep.txt (podman, iptables, catatonit, debootstrap, ...)
 	@scripts/bootstrap.sh
 
 venv: ## Create the project venv (.venv) from requirements-dev.txt
@@ -26,17 +26,29 @@ game: images ## Build the demo game's release artifacts into dist/ (cached by so
 room-image: venv game ## Build the demo room image (rooms on demand) with build-room-image.yml (cached)
 	@$(RUN) ansible-playbook build-room-image.yml
 
+collection: venv ## Build the collection tarball into .cache/collection/ and install it there (a collections path)
+	@scripts/collection.sh .cache/collection
+
+changelog: venv ## Regenerate CHANGELOG.rst from changelogs/ (add a fragment to changelogs/fragments/, never edit it)
+	@$(RUN) python scripts/changelog.py
+
 lint: venv ## ansible-lint (production), yamllint, ruff, mypy
 	@scripts/lint.sh
 
-unit: venv ## Unit tests (no containers)
-	@$(RUN) pytest -q tests/unit
+sanity: venv ## ansible-test sanity on the installed collection
+	@scripts/ansible-test.sh sanity
+
+unit: venv ## Unit tests: ansible-test units on the installed collection, then the repository's own (no containers)
+	@scripts/ansible-test.sh units
+	@$(RUN) pytest -q tests/unit --ignore=tests/unit/plugins
 
 molecule: venv game ## Molecule: the host role on Debian 12 + testing with real Godot rooms and clients
 	@$(RUN) pytest -q tests/integration/test_molecule.py
 
-test: bootstrap venv node images game room-image lint ## Everything: lint, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite)
-	@$(RUN) pytest tests/unit tests/room_api tests/integration
+test: bootstrap venv node images game room-image lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
+	@scripts/images.sh host-bullseye
+	@scripts/ansible-test.sh units
+	@$(RUN) pytest tests/unit tests/room_api tests/integration --ignore=tests/unit/plugins
 
 demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)
 	@scripts/demo.sh up

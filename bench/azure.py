@@ -216,10 +216,10 @@ def attribute(run: cloud.Run, entries: Sequence[Mapping[str, Any]]) -> None:
 
 def playbook_env(root: Path, azure: LocalAzure) -> dict[str, str]:
     """As tests/integration/test_azure.py: the environment without AZURE_*, plus the harness's (proxy to the double,
-    CA bundle, the fake service principal), plus CONTAINERS_CONF; ansible.cfg and roles of --root."""
+    CA bundle, the fake service principal), plus CONTAINERS_CONF; the ansible.cfg (and so the collection) of --root."""
     return cloud.playbook_env(
         "AZURE_",
-        {**azure.env, "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(root / "roles")},
+        {**azure.env, "ANSIBLE_CONFIG": str(root / "ansible.cfg")},
     )
 
 

@@ -66,7 +66,6 @@ def bench_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))
     env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-    env.setdefault("ANSIBLE_ROLES_PATH", str(ROOT / "roles"))
     env["ANSIBLE_NOCOLOR"] = "1"
     env.update(extra or {})
     return env

@@ -11,7 +11,7 @@ def bearer_token(header: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), None if absent/malformed."""
     if not header:
         return None
-    scheme, _, token = header.strip().partition(" ")
+    scheme, _space, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != SCHEME or not token or any(c.isspace() for c in token):
         return None

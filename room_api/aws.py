@@ -600,7 +600,7 @@ class AwsBackend:
         return True
 
     def stop(self, name: str) -> Room:
-        for _ in range(3):
+        for _attempt in range(3):
             item = self.registry.get(name)
             if item is None:
                 raise NotFound("not_found", f"there is no room called {name!r}")

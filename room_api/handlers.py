@@ -145,12 +145,12 @@ class Api:
 
     # -- routes -----------------------------------------------------------------------------------------------
 
-    def _health(self, request: Request, _: str | None) -> Response:
+    def _health(self, request: Request, _name: str | None) -> Response:
         return Response(
             200, {"status": "ok", "backend": self.backend.kind, "build_version": self.backend.build_version}
         )
 
-    def _create(self, request: Request, _: str | None) -> Response:
+    def _create(self, request: Request, _name: str | None) -> Response:
         self._authorize(request)
         body = _json_object(request.body, allowed={"name"}, empty_ok=True)
         room = self.backend.create(check_name(body["name"])) if "name" in body else self._create_random()
@@ -165,7 +165,7 @@ class Api:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _list(self, request: Request, _: str | None) -> Response:
+    def _list(self, request: Request, _name: str | None) -> Response:
         if not self.open_listing:
             self._authorize(request)
         query = {k: v for k, v in request.query.items() if v != ""}  # `?name=&limit=` means "not given"
@@ -182,7 +182,7 @@ class Api:
         page = self.backend.list(_limit(query.get("limit")), query.get("page_token"))
         return Response(200, {"rooms": [r.to_json() for r in page.rooms], "next_page_token": page.next_page_token})
 
-    def _stop(self, request: Request, _: str | None) -> Response:
+    def _stop(self, request: Request, _name: str | None) -> Response:
         self._authorize(request)
         body = _json_object(request.body, allowed={"name"}, empty_ok=False)
         if "name" not in body:

@@ -139,27 +139,21 @@ class EventStream(Protocol):
 class Runtime(Protocol):
     def run(self, room: str, port: int) -> str:
         """Start the room's container publishing `port`; its id. Raises RuntimeFailure / PortInUse."""
-        ...
 
     def state(self, container_id: str) -> str | None:
         """The container's state ("running", "exited", ...), None if it does not exist."""
-        ...
 
     def stop(self, container_ids: Sequence[str]) -> None:
         """Stop running containers (blocking); missing ones are ignored."""
-        ...
 
     def remove(self, container_ids: Sequence[str]) -> None:
         """Force-remove containers in any state (blocking); missing ones are ignored."""
-        ...
 
     def containers(self) -> list[Container]:
         """All containers carrying this API instance's label, in any state."""
-        ...
 
     def events(self, since: float) -> EventStream:
         """Container exits of this API instance from `since` (epoch seconds) on; ends if the source dies."""
-        ...
 
 
 def _first_line(text: str) -> str:

@@ -22,7 +22,7 @@ _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no l/1/o/0: names are read alo
 
 def random_name() -> str:
     """A random room name (`room-` + 8 characters, 40 bits): callers retry on the rare collision."""
-    return "room-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return "room-" + "".join(secrets.choice(_ALPHABET) for _position in range(8))
 
 
 def check_name(name: object) -> str:

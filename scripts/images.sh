@@ -2,10 +2,12 @@
 # Builds the container images the tests and the demo need, from Debian's archive only (no registry is reachable):
 #   $GF_IMAGE_PREFIX/host:bookworm  Debian 12 with systemd as PID 1 (a stand-in for a game host VM)
 #   $GF_IMAGE_PREFIX/host:forky     Debian testing with systemd (cgroup2 init wrapper for hybrid-cgroup hosts)
+#   $GF_IMAGE_PREFIX/host:bullseye  Debian 11 with systemd: a game host whose Python is 3.9, the oldest Python of the
+#                                    hosts the README supports (RHEL 9's)
 #   $GF_IMAGE_PREFIX/godot:forky    Debian testing + Godot 4 (editor build, release template): builds the demo
 #                                    game and runs the headless test client
 # Each image is tagged with a hash of its recipe and rebuilt only when the recipe changes.
-# Usage: scripts/images.sh [host-bookworm|host-forky|godot ...]   (default: all)
+# Usage: scripts/images.sh [host-bookworm|host-forky|host-bullseye|godot ...]   (default: all)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -31,7 +33,7 @@ build_host() {  # $1 suite, $2 debootstrap script
     printf 'Acquire::Check-Valid-Until "false";\n' >"$dir/etc/apt/apt.conf.d/99godot-fleet-no-valid-until"
     install -m 0755 "$GF_ROOT/scripts/images/init-cgroup2" "$dir/usr/local/sbin/init-cgroup2"
     local cmd='["/lib/systemd/systemd"]'
-    [ "$suite" = bookworm ] || cmd='["/usr/local/sbin/init-cgroup2"]'
+    case "$suite" in bookworm | bullseye) ;; *) cmd='["/usr/local/sbin/init-cgroup2"]' ;; esac
     tar -C "$dir" --numeric-owner --xattrs -c . |
         podman import --change "CMD $cmd" --change 'STOPSIGNAL SIGRTMIN+3' \
             --change "LABEL org.godot-fleet.recipe=$HASH" - "$image-$HASH" >/dev/null
@@ -52,12 +54,13 @@ build_godot() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(host-bookworm host-forky godot)
+[ ${#targets[@]} -gt 0 ] || targets=(host-bookworm host-forky godot)  # host-bullseye: make test only
 for t in "${targets[@]}"; do
     case "$t" in
         host-bookworm) build_host bookworm bookworm ;;
         host-forky) build_host forky sid ;;
+        host-bullseye) build_host bullseye bullseye ;;
         godot) build_godot ;;
-        *) die "unknown image '$t' (host-bookworm, host-forky, godot)" ;;
+        *) die "unknown image '$t' (host-bookworm, host-forky, host-bullseye, godot)" ;;
     esac
 done

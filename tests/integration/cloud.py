@@ -71,15 +71,24 @@ PORTABLE_ROOMS = {
 }
 
 
-def playbook(name: str, values: dict[str, Any], env: dict[str, str], *args: str) -> tuple[int, str]:
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def playbook(
+    name: str, values: dict[str, Any], env: dict[str, str], *args: str, installed: Path | None = None
+) -> tuple[int, str]:
+    """ansible-playbook NAME (an entry point of this checkout, e.g. deploy-aws.yml) with VALUES as extra vars.
+
+    With `installed` (a collections path holding the built collection, see the `installed_collection` fixture) the
+    same playbook runs as a user of the installed collection runs it: `godot_fleet.fleet.deploy_aws` from an empty
+    directory, without this checkout's ansible.cfg or any ANSIBLE_* setting of the caller.
+    """
+    command = ["ansible-playbook", "-i", "localhost,", name, "-e", json.dumps(values), *args]
+    cwd = ROOT
+    if installed is not None:
+        command[3] = "godot_fleet.fleet." + name.removesuffix(".yml").replace("-", "_")
+        env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(installed)
+        cwd = installed.parent / "cwd"
+        cwd.mkdir(exist_ok=True)
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

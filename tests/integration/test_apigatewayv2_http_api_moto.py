@@ -129,7 +129,7 @@ def play(
 
 
 def api_task(args: dict[str, Any], **task: Any) -> dict[str, Any]:
-    return {"name": "HTTP API", "apigatewayv2_http_api": args, **task}
+    return {"name": "HTTP API", "godot_fleet.fleet.apigatewayv2_http_api": args, **task}
 
 
 def run(tmp: Path, endpoint: str, args: dict[str, Any], *flags: str) -> dict[str, Any]:
@@ -349,11 +349,8 @@ def test_bad_input_fails_before_any_call(moto: str, tmp_path: Path) -> None:
 
 
 def test_collection_name_and_module_defaults_group(moto: str, tmp_path: Path) -> None:
-    """As godot_fleet.fleet.apigatewayv2_http_api; region from group/godot_fleet.fleet.aws, which extends amazon.aws."""
-    collections = tmp_path / "collections" / "ansible_collections" / "godot_fleet"
-    collections.mkdir(parents=True)
-    (collections / "fleet").symlink_to(ROOT)
-    env = ansible_env(moto, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"))
+    """Region from module_defaults of group/godot_fleet.fleet.aws, which extends amazon.aws's group."""
+    env = ansible_env(moto)
     name = "gf-httpapi-fqcn"
     tasks = [
         {

@@ -100,9 +100,15 @@ def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-def playbook(name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def playbook(
+    name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None, installed: Path | None = None
+) -> tuple[int, str]:
     return cloud.playbook(
-        name, values, env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV), *args
+        name,
+        values,
+        env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV),
+        *args,
+        installed=installed,
     )
 
 
@@ -131,24 +137,35 @@ def nothing_created(url: str, name: str = NAME) -> bool:
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
-    moto: str, tmp_path: Path, overrides: dict[str, Any], env_drop: bool, expected: str
+    moto: str, tmp_path: Path, overrides: dict[str, Any], env_drop: bool, expected: str, collection: Path | None
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     if not env_drop:
         env.update(CREDENTIALS)
-    rc, out = playbook("deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env)
+    rc, out = playbook("deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env, installed=collection)
     assert rc != 0
     assert expected in out, out[-3000:]
     assert nothing_created(moto)
 
 
-def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, tmp_path: Path) -> None:
+def test_check_mode_on_a_new_account_previews_and_creates_nothing(
+    moto: str, tmp_path: Path, collection: Path | None
+) -> None:
     values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
-    rc, out = playbook("deploy-aws.yml", values, "--check")
+    rc, out = playbook("deploy-aws.yml", values, "--check", installed=collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 4, out[-5000:]  # VPC, bucket, policy, key pair, instances: all reported
     assert "would launch 1 t3.small instance(s)" in out
     assert nothing_created(moto, "gf-check")
+
+
+def test_teardown_check_mode_on_a_new_account_changes_nothing(
+    moto: str, tmp_path: Path, collection: Path | None
+) -> None:
+    values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
+    rc, out = playbook("teardown-aws.yml", values, "--check", installed=collection)
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0, out[-5000:]
 
 
 def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: str, tmp_path: Path) -> None:

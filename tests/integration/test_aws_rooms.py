@@ -86,8 +86,10 @@ def environment(credentials: bool = True) -> dict[str, str]:
     return env
 
 
-def playbook(name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    return cloud.playbook(name, values, env if env is not None else environment(), *args)
+def playbook(
+    name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None, installed: Path | None = None
+) -> tuple[int, str]:
+    return cloud.playbook(name, values, env if env is not None else environment(), *args, installed=installed)
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,9 +184,11 @@ def nothing_left(url: str, name: str = NAME) -> bool:
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
-    moto: str, overrides: dict[str, Any], credentials: bool, expected: str
+    moto: str, overrides: dict[str, Any], credentials: bool, expected: str, collection: Path | None
 ) -> None:
-    rc, out = playbook("deploy-aws-rooms.yml", extra_vars(moto, **overrides), env=environment(credentials))
+    rc, out = playbook(
+        "deploy-aws-rooms.yml", extra_vars(moto, **overrides), env=environment(credentials), installed=collection
+    )
     assert rc != 0
     assert expected in out, out[-3000:]
     # the first task that calls AWS never ran
@@ -193,14 +197,17 @@ def test_bad_input_fails_before_any_aws_call(
     assert nothing_left(moto)
 
 
-def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str) -> None:
+def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, collection: Path | None) -> None:
     key = "a-given-key-" + "k" * 24
     values = extra_vars(moto, godot_fleet_name="gf-rooms-check", godot_fleet_rooms_api_key=key)
-    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "-v")
+    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "-v", installed=collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 8, out[-5000:]  # VPC, table, repository, log groups, roles, cluster, ...: all reported
     assert key not in out
     assert nothing_left(moto, "gf-rooms-check")
+    rc, out = playbook("teardown-aws-rooms.yml", values, "--check", installed=collection)
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0, out[-5000:]
 
 
 # --- the deployment ---------------------------------------------------------------------------------------------

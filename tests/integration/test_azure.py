@@ -140,10 +140,17 @@ def extra_vars(azure: dict[str, str], tmp: Path, **overrides: Any) -> dict[str, 
 
 
 def playbook(
-    name: str, values: dict[str, Any], azure: dict[str, str], *args: str, env: dict[str, str] | None = None
+    name: str,
+    values: dict[str, Any],
+    azure: dict[str, str],
+    *args: str,
+    env: dict[str, str] | None = None,
+    installed: Path | None = None,
 ) -> tuple[int, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    return cloud.playbook(name, values, env if env is not None else dict(base, **azure, **PODMAN_ENV), *args)
+    return cloud.playbook(
+        name, values, env if env is not None else dict(base, **azure, **PODMAN_ENV), *args, installed=installed
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,22 +168,30 @@ def playbook(
     ],
 )
 def test_bad_input_fails_before_any_arm_write(
-    azure: dict[str, str], tmp_path: Path, overrides: dict[str, Any], drop_credentials: bool, expected: str
+    azure: dict[str, str],
+    tmp_path: Path,
+    overrides: dict[str, Any],
+    drop_credentials: bool,
+    expected: str,
+    collection: Path | None,
 ) -> None:
     double(azure, "/_double/requests", method="DELETE")
     env = dict({k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **azure, HOME=str(tmp_path))
     if drop_credentials:
         env = {k: v for k, v in env.items() if not k.startswith("AZURE_") or k == "AZURE_SUBSCRIPTION_ID"}
-    rc, out = playbook("deploy-azure.yml", extra_vars(azure, tmp_path, **overrides), azure, env=env)
+    values = extra_vars(azure, tmp_path, **overrides)
+    rc, out = playbook("deploy-azure.yml", values, azure, env=env, installed=collection)
     assert rc != 0
     assert expected in out, out[-3000:]
     assert double(azure, "/_double/requests")["value"] == []  # not even a read: refused before any Azure call
 
 
-def test_check_mode_on_a_new_subscription_writes_nothing(azure: dict[str, str], tmp_path: Path) -> None:
+def test_check_mode_on_a_new_subscription_writes_nothing(
+    azure: dict[str, str], tmp_path: Path, collection: Path | None
+) -> None:
     double(azure, "/_double/requests", method="DELETE")
     values = extra_vars(azure, tmp_path, godot_fleet_name="gf-az-check", godot_fleet_azure_storage_account="gfazcheck")
-    rc, out = playbook("deploy-azure.yml", values, azure, "--check")
+    rc, out = playbook("deploy-azure.yml", values, azure, "--check", installed=collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 2, out[-5000:]  # the resource group, and the report of what goes into it
     assert "would create the resource group gf-az-check-rg and in it the storage account gfazcheck" in " ".join(
@@ -184,6 +199,10 @@ def test_check_mode_on_a_new_subscription_writes_nothing(azure: dict[str, str], 
     )
     assert arm_writes(azure) == []
     assert not [r for r in resources(azure) if "gf-az-check" in r["id"]]
+    rc, out = playbook("teardown-azure.yml", values, azure, "--check", installed=collection)
+    assert rc == 0, out[-5000:]
+    assert changed(out) == 0, out[-5000:]
+    assert arm_writes(azure) == []
 
 
 def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_host: str, tmp_path: Path) -> None:

@@ -40,7 +40,6 @@ ENV = dict(
     os.environ,
     **PODMAN_ENV,
     ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-    ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
     ANSIBLE_FORCE_COLOR="0",
 )
 
@@ -113,10 +112,20 @@ def changed_tasks(output: str) -> list[str]:
     return tasks
 
 
-def run_playbook(values: dict[str, Any], *args: str) -> tuple[int, str, float]:
+def run_playbook(values: dict[str, Any], *args: str, installed: Path | None = None) -> tuple[int, str, float]:
     start = time.monotonic()
-    rc, out = playbook("build-room-image.yml", values, ENV, *args)
+    rc, out = playbook("build-room-image.yml", values, ENV, *args, installed=installed)
     return rc, out, time.monotonic() - start
+
+
+def demo_inputs() -> dict[str, str]:
+    """The build inputs by name: the installed collection has no dist/ of a checkout to default to."""
+    dist = ROOT / "dist"
+    return {
+        "godot_fleet_room_version": VERSION,
+        "godot_fleet_room_pack": str(dist / f"godot-fleet-demo-{VERSION}.pck"),
+        "godot_fleet_room_runtime_archive": str(dist / f"godot-fleet-demo-{VERSION}-portable-linux-x86_64.tar.gz"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +186,20 @@ def test_rerun_changes_nothing(build: Build) -> None:
     assert inspect(IMAGE)["Id"] == before
 
 
-def test_check_mode_on_converged_state_changes_nothing(build: Build) -> None:
-    rc, out, _ = run_playbook(build.values(), "--check")
+def test_check_mode_on_converged_state_changes_nothing(build: Build, collection: Path | None) -> None:
+    """Also from the installed collection: the same roles compute the same images."""
+    values = build.values() if collection is None else build.values(**demo_inputs())
+    rc, out, _ = run_playbook(values, "--check", installed=collection)
     assert rc == 0, out[-4000:]
     assert changed(out) == 0, changed_tasks(out)
+
+
+def test_no_build_is_refused_with_what_to_set(collection: Path | None, tmp_path: Path) -> None:
+    values = {"godot_fleet_room_version": ""} if collection is None else {}
+    rc, out, _ = run_playbook({**values, "rooms_image_build_dir": str(tmp_path)}, "--check", installed=collection)
+    assert rc != 0
+    wanted = "pass -e godot_fleet_room_version=... with godot_fleet_room_pack and godot_fleet_room_runtime_archive"
+    assert wanted in " ".join(out.split()), out[-3000:]
 
 
 def test_check_mode_reports_what_would_be_built_and_builds_nothing(build: Build) -> None:

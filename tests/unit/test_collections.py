@@ -1,8 +1,11 @@
-"""collections/requirements.yml must be satisfied by the collections the ansible package installed."""
+"""The collections godot_fleet.fleet depends on: galaxy.yml's `dependencies` name them, collections/requirements.yml
+(for AWX project syncs) repeats them, the `ansible` package of requirements.txt bundles versions that satisfy
+them, and every collection the roles, playbooks and plugins call is among them."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import ansible_collections
@@ -11,35 +14,45 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ["roles", "playbooks", "plugins", "meta", "inventories/aws", "inventories/azure"]
+
+
+def dependencies() -> dict[str, str]:
+    deps: dict[str, str] = yaml.safe_load((ROOT / "galaxy.yml").read_text())["dependencies"]
+    return deps
 
 
 def installed_version(fqcn: str) -> Version:
     namespace, name = fqcn.split(".")
-    base = Path(next(iter(ansible_collections.__path__)))
-    manifest = json.loads((base / namespace / name / "MANIFEST.json").read_text())
-    return Version(manifest["collection_info"]["version"])
+    for base in map(Path, ansible_collections.__path__):
+        manifest = base / namespace / name / "MANIFEST.json"
+        if manifest.is_file():
+            return Version(json.loads(manifest.read_text())["collection_info"]["version"])
+    raise AssertionError(f"{fqcn} is not installed: the ansible package of requirements.txt should bundle it")
 
 
-def test_requirements_are_satisfied() -> None:
-    wanted = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text())["collections"]
-    assert wanted, "collections/requirements.yml lists no collection"
-    for entry in wanted:
-        version = installed_version(entry["name"])
-        assert version in SpecifierSet(entry["version"]), (
-            f"{entry['name']} {version} does not satisfy {entry['version']}"
-        )
+def test_bundled_collections_satisfy_the_dependencies() -> None:
+    assert dependencies(), "galaxy.yml declares no dependencies"
+    for fqcn, wanted in dependencies().items():
+        version = installed_version(fqcn)
+        assert version in SpecifierSet(wanted), f"{fqcn} {version} does not satisfy galaxy.yml's {wanted}"
 
 
-def test_every_collection_used_is_listed() -> None:
-    listed = {e["name"] for e in yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text())["collections"]}
-    used = set()
-    for path in [*ROOT.glob("roles/**/*.yml"), *ROOT.glob("playbooks/*.yml"), *ROOT.glob("molecule/**/*.yml")]:
-        for word in path.read_text().split():
-            parts = word.rstrip(":").split(".")
-            if (
-                len(parts) == 3
-                and parts[0] in {"amazon", "azure", "community", "containers", "ansible"}
-                and parts[1] != "builtin"
-            ):
-                used.add(".".join(parts[:2]))
-    assert used <= listed, f"used but not listed in collections/requirements.yml: {sorted(used - listed)}"
+def test_requirements_yml_repeats_galaxy_yml() -> None:
+    listed = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text())["collections"]
+    assert {e["name"]: e["version"] for e in listed} == dependencies(), (
+        "collections/requirements.yml must list exactly galaxy.yml's dependencies, with the same versions"
+    )
+
+
+def test_every_collection_called_is_a_dependency() -> None:
+    used: set[str] = set()
+    pattern = re.compile(r"\b(amazon|azure|community|containers|ansible|kubernetes|google|cisco)\.([a-z0-9_]+)\.")
+    for top in SHIPPED:
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in {".yml", ".yaml", ".py", ".j2"}:
+                used.update(f"{ns}.{name}" for ns, name in pattern.findall(path.read_text()))
+    used -= {"ansible.builtin", "ansible.module_utils", "ansible.plugins"}
+    assert used <= set(dependencies()), (
+        f"called but not in galaxy.yml's dependencies: {sorted(used - set(dependencies()))}"
+    )

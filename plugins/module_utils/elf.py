@@ -1,7 +1,9 @@
-#!/usr/bin/python
 # Copyright: godot-fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: facts about a game server executable (ELF class, architecture, glibc it needs)."""
+"""Reading an executable without running it: ELF class, architecture, interpreter and the glibc it needs.
+
+Runs on game hosts: Python 3.9 and the standard library only.
+"""
 
 from __future__ import annotations
 
@@ -11,71 +13,11 @@ import stat
 import struct
 from typing import Any, BinaryIO
 
-DOCUMENTATION = r"""
----
-module: godot_build_info
-short_description: Read what a server executable needs from the host
-description:
-  - Reads an executable without running it and reports whether it is an ELF file, its CPU architecture,
-    its program interpreter and the newest C library (glibc) symbol version it needs.
-  - Used by the godot_server role to refuse a build that cannot run on the host before it is switched to.
-  - A file that is not ELF (for example a launcher script that brings its own loader) reports C(elf=false).
-version_added: "0.1.0"
-author: godot-fleet contributors
-options:
-  path:
-    description: Path of the executable on the managed host.
-    type: path
-    required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-"""
-
-EXAMPLES = r"""
-- name: Inspect the server build
-  godot_build_info:
-    path: /opt/godot-server/releases/1.0.0/game.x86_64
-  register: build
-
-- name: Refuse a build that needs a newer glibc
-  ansible.builtin.assert:
-    that: build.glibc_required is version('2.36', '<=')
-"""
-
-RETURN = r"""
-exists:
-  description: Whether the path exists and is a regular file.
-  type: bool
-  returned: always
-executable:
-  description: Whether any execute bit is set.
-  type: bool
-  returned: always
-elf:
-  description: Whether the file is an ELF object.
-  type: bool
-  returned: always
-architecture:
-  description: CPU architecture of an ELF file (x86_64, aarch64, i386, arm, ...), empty otherwise.
-  type: str
-  returned: always
-interpreter:
-  description: Program interpreter (PT_INTERP) of an ELF executable, empty when there is none.
-  type: str
-  returned: always
-glibc_required:
-  description: Newest GLIBC_x.y symbol version the file needs, empty when it needs none.
-  type: str
-  returned: always
-"""
-
 MACHINES = {3: "i386", 40: "arm", 62: "x86_64", 183: "aarch64", 243: "riscv64"}
 SHT_GNU_VERNEED = 0x6FFFFFFE
 PT_INTERP = 3
 GLIBC_RE = re.compile(rb"^GLIBC_(\d+(?:\.\d+)+)$")
+ELF_MAGIC = b"\x7fELF"
 
 
 class ElfError(ValueError):
@@ -96,22 +38,22 @@ def _cstring(table: bytes, offset: int) -> bytes:
 
 
 def version_key(version: str) -> tuple[int, ...]:
+    """'2.43' -> (2, 43): glibc versions in numeric order."""
     return tuple(int(part) for part in version.split("."))
 
 
 def inspect_elf(f: BinaryIO) -> dict[str, str]:
     """Return architecture, interpreter and glibc_required of an open ELF file."""
     ident = _read(f, 0, 16)
-    if ident[:4] != b"\x7fELF":
+    if ident[:4] != ELF_MAGIC:
         raise ElfError("not an ELF file")
     is64 = ident[4] == 2
     end = "<" if ident[5] == 1 else ">"
+    (e_machine,) = struct.unpack(end + "H", _read(f, 18, 2))
     if is64:
-        (e_machine,) = struct.unpack(end + "H", _read(f, 18, 2))
         e_phoff, e_shoff = struct.unpack(end + "QQ", _read(f, 0x20, 16))
         e_phentsize, e_phnum, e_shentsize, e_shnum = struct.unpack(end + "HHHH", _read(f, 0x36, 8))
     else:
-        (e_machine,) = struct.unpack(end + "H", _read(f, 18, 2))
         e_phoff, e_shoff = struct.unpack(end + "II", _read(f, 0x1C, 8))
         e_phentsize, e_phnum, e_shentsize, e_shnum = struct.unpack(end + "HHHH", _read(f, 0x2A, 8))
 
@@ -139,16 +81,16 @@ def inspect_elf(f: BinaryIO) -> dict[str, str]:
         sections.append((sh_type, sh_offset, sh_size, sh_link, sh_info))
 
     newest = ""
-    for sh_type, sh_offset, sh_size, sh_link, sh_info in sections:
+    for sh_type, sh_offset, _size, sh_link, sh_info in sections:
         if sh_type != SHT_GNU_VERNEED or sh_link >= len(sections):
             continue
         _t, str_offset, str_size, _l, _i = sections[sh_link]
         strtab = _read(f, str_offset, str_size)
         entry = sh_offset
-        for _ in range(sh_info):
+        for _need in range(sh_info):
             _ver, vn_cnt, _file, vn_aux, vn_next = struct.unpack(end + "HHIII", _read(f, entry, 16))
             aux = entry + vn_aux
-            for _ in range(vn_cnt):
+            for _aux in range(vn_cnt):
                 _hash, _flags, _other, vna_name, vna_next = struct.unpack(end + "IHHII", _read(f, aux, 16))
                 match = GLIBC_RE.match(_cstring(strtab, vna_name))
                 if match:
@@ -161,7 +103,6 @@ def inspect_elf(f: BinaryIO) -> dict[str, str]:
             if not vn_next:
                 break
             entry += vn_next
-        _ = sh_size
     return {
         "architecture": MACHINES.get(e_machine, f"machine-{e_machine}"),
         "interpreter": interpreter,
@@ -169,8 +110,12 @@ def inspect_elf(f: BinaryIO) -> dict[str, str]:
     }
 
 
-def describe(path: str) -> dict[str, Any]:
-    """Facts about the file at path (the module's result without 'changed')."""
+def describe_executable(path: str) -> dict[str, Any]:
+    """Facts about the file at path: exists, executable, elf, architecture, interpreter, glibc_required.
+
+    A missing path or one that is not a regular file reports exists=false; a file that is not ELF (a launcher
+    script) elf=false. Raises ElfError (malformed ELF), struct.error or OSError when the file cannot be read.
+    """
     result: dict[str, Any] = {
         "exists": False,
         "executable": False,
@@ -188,23 +133,8 @@ def describe(path: str) -> dict[str, Any]:
     result["exists"] = True
     result["executable"] = bool(st.st_mode & 0o111)
     with open(path, "rb") as f:
-        if f.read(4) != b"\x7fELF":
+        if f.read(4) != ELF_MAGIC:
             return result
         result["elf"] = True
         result.update(inspect_elf(f))
     return result
-
-
-def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
-    try:
-        facts = describe(module.params["path"])
-    except (ElfError, struct.error, OSError) as exc:
-        module.fail_json(msg=f"cannot read {module.params['path']}: {exc}")
-    module.exit_json(changed=False, **facts)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,18 +1,14 @@
-"""apigatewayv2_http_api: input checks, normalization and the change plan (pure logic, no AWS calls).
+"""plugins/module_utils/http_api.py: input checks, normalization and the change plan (pure logic, no AWS calls).
 
-The module runs for real against moto in tests/integration/test_apigatewayv2_http_api_moto.py.
+The apigatewayv2_http_api module runs for real against moto in tests/integration/test_apigatewayv2_http_api_moto.py.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "modules"))
-import apigatewayv2_http_api as m
+from ansible_collections.godot_fleet.fleet.plugins.module_utils import http_api as m
 
 FN = "arn:aws:lambda:eu-west-1:123456789012:function:rooms-api"
 FN2 = "arn:aws:lambda:eu-west-1:123456789012:function:rooms-admin"
@@ -187,7 +183,7 @@ def test_new_api_plans_everything() -> None:
     plan = m.plan_api(desired(), None)
     assert plan.create_api
     assert plan.integration_creates == [FN]
-    assert sorted(k for k, _ in plan.route_creates) == ["GET /list_servers", "POST /create_server"]
+    assert sorted(key for key, _target in plan.route_creates) == ["GET /list_servers", "POST /create_server"]
     assert plan.stage_create
     assert plan.changes[0] == "create HTTP API rooms"
 
@@ -354,20 +350,56 @@ def test_invoke_url() -> None:
     assert m.invoke_url(None, "prod") is None
 
 
-def test_argument_spec_matches_the_documentation() -> None:
-    import yaml
+# --- result -----------------------------------------------------------------------------------------------------
 
-    documented = yaml.safe_load(m.DOCUMENTATION)["options"]
-    spec = m.argument_spec()
-    del spec["tags"], spec["purge_tags"]  # documented by the amazon.aws.tags fragment
-    assert set(spec) == set(documented)
-    for name, option in spec.items():
-        assert option["type"] == documented[name]["type"], name
-        assert option.get("default") == documented[name].get("default"), name
-        assert set(option.get("options", {})) == set(documented[name].get("suboptions", {})), name
-    for name, sub in spec["routes"]["options"].items():
-        assert sub.get("default") == documented["routes"]["suboptions"][name].get("default"), name
-    for name, sub in spec["stage"]["options"].items():
-        assert sub.get("default") == documented["stage"]["suboptions"][name].get("default"), name
-    yaml.safe_load(m.EXAMPLES)
-    yaml.safe_load(m.RETURN)
+
+def test_result_of_a_new_api_in_check_mode_has_no_ids() -> None:
+    want = desired()
+    plan = m.plan_api(want, None)
+    result = m.present_result(want, None, m.predict(want, None, plan), plan, check_mode=True, execution_arn=None)
+    assert "api_id" not in result and "execution_arn" not in result
+    assert result["routes"] == [
+        {
+            "route_key": "GET /list_servers",
+            "route_id": None,
+            "integration_id": None,
+            "target": FN,
+            "payload_format_version": "2.0",
+            "timeout_ms": 30000,
+        },
+        {
+            "route_key": "POST /create_server",
+            "route_id": None,
+            "integration_id": None,
+            "target": FN,
+            "payload_format_version": "2.0",
+            "timeout_ms": 30000,
+        },
+    ]
+    assert result["stage"]["invoke_url"] is None and result["stage"]["name"] == "$default"
+
+
+def test_result_of_a_converged_api_describes_it() -> None:
+    want, current = desired(), api_state()
+    plan = m.plan_api(want, current)
+    arn = "arn:aws:execute-api:eu-west-1:123456789012:abc123"
+    result = m.present_result(want, current, m.predict(want, current, plan), plan, False, arn)
+    assert result["api_id"] == "abc123" and result["execution_arn"] == arn
+    assert [(r["route_key"], r["route_id"], r["integration_id"]) for r in result["routes"]] == [
+        ("GET /list_servers", "r2", "i1"),
+        ("POST /create_server", "r1", "i1"),
+    ]
+    assert result["stage"]["invoke_url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com"
+
+
+def test_result_in_check_mode_predicts_the_routes_with_the_ids_that_exist() -> None:
+    want = desired(routes=[route("POST /create_server"), route("GET /rooms", FN2)], stage=stage(name="prod"))
+    current = api_state()
+    plan = m.plan_api(want, current)
+    result = m.present_result(want, current, m.predict(want, current, plan), plan, True, "arn")
+    assert [(r["route_key"], r["route_id"], r["integration_id"], r["target"]) for r in result["routes"]] == [
+        ("GET /rooms", None, None, FN2),
+        ("POST /create_server", "r1", "i1", FN),
+    ]
+    assert result["stage"]["name"] == "prod"
+    assert result["stage"]["invoke_url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"

@@ -1,4 +1,4 @@
-"""The godot_server_state module reads a host's state for the godot_server role in one call."""
+"""plugins/module_utils/godot_host.py reads a game host's state for the godot_server role."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 import platform
 from pathlib import Path
 
-import godot_server_state as gss
+import pytest
+from ansible_collections.godot_fleet.fleet.plugins.module_utils import godot_host as gss
 
 SHOW = """Id=godot-server@12077.service
 ActiveState=active
@@ -83,3 +84,77 @@ def test_libc_version_matches_the_interpreter() -> None:
     name, version = platform.libc_ver()
     assert name == "glibc"
     assert gss.libc_version() == version
+
+
+def test_current_release(tmp_path: Path) -> None:
+    assert gss.current_release(str(tmp_path)) == ""
+    (tmp_path / "current").symlink_to("releases/1.2.0")
+    assert gss.current_release(str(tmp_path)) == "releases/1.2.0"
+
+
+class FakeSystemctl:
+    """Answers list-units and show like systemctl and records the command lines."""
+
+    def __init__(self, listed: str, shown: str = SHOW) -> None:
+        self.listed = listed
+        self.shown = shown
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str]) -> str:
+        self.calls.append(args)
+        return self.listed if args[1] == "list-units" else self.shown
+
+
+def test_room_states_asks_for_wanted_enabled_and_loaded_units(tmp_path: Path) -> None:
+    wants = tmp_path / "godot-server.target.wants"
+    wants.mkdir()
+    (wants / "godot-server@12078.service").symlink_to("/etc/systemd/system/godot-server@.service")
+    run = FakeSystemctl("godot-server@12079.service loaded inactive dead Godot room\n")
+    rooms = gss.room_states("godot-server", [12077], "/bin/systemctl", run, unit_dir=str(tmp_path))
+    assert set(rooms) == {"12077", "12078", "12079"}
+    assert run.calls[0] == [
+        "/bin/systemctl",
+        "list-units",
+        "--all",
+        "--plain",
+        "--no-legend",
+        "--type=service",
+        "godot-server@*.service",
+    ]
+    assert run.calls[1] == [
+        "/bin/systemctl",
+        "show",
+        "-pId",
+        "-pActiveState",
+        "-pUnitFileState",
+        "-pLoadState",
+        "godot-server@12077.service",
+        "godot-server@12078.service",
+        "godot-server@12079.service",
+    ]
+
+
+@pytest.mark.parametrize("systemctl", [None, ""])
+def test_room_states_without_systemd_runs_nothing(systemctl: str | None) -> None:
+    run = FakeSystemctl("")
+    assert gss.room_states("godot-server", [12077], systemctl, run) == {}
+    assert run.calls == []
+
+
+def test_room_states_without_any_room_shows_nothing(tmp_path: Path) -> None:
+    run = FakeSystemctl("")
+    assert gss.room_states("godot-server", [], "/bin/systemctl", run, unit_dir=str(tmp_path)) == {}
+    assert [args[1] for args in run.calls] == ["list-units"]
+
+
+def test_host_state_has_every_field(tmp_path: Path) -> None:
+    (tmp_path / "releases" / "1.0.0").mkdir(parents=True)
+    state = gss.host_state(str(tmp_path), "godot-server", [], "1.0.0", ".m.json", None, FakeSystemctl(""))
+    assert state == {
+        "glibc": gss.libc_version(),
+        "apt_lists": gss.apt_lists_present(),
+        "current": "",
+        "marker": {},
+        "releases": [str(tmp_path / "releases" / "1.0.0")],
+        "rooms": {},
+    }

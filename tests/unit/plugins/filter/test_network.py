@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import network
+from ansible_collections.godot_fleet.fleet.plugins.filter import network
 
 
 def test_port_ranges_collapse_consecutive_ports() -> None:
@@ -39,3 +39,12 @@ def test_nsg_rules_admit_room_ports_from_any_source_port() -> None:
     assert {r["source_port_range"] for r in rules} == {"*"}
     assert {(r["direction"], r["access"]) for r in rules} == {("Inbound", "Allow")}
     assert network.nsg_rules([]) == []
+
+
+def test_filter_module_exposes_every_filter() -> None:
+    assert network.FilterModule().filters() == {
+        "port_ranges": network.port_ranges,
+        "port_rules": network.port_rules,
+        "nsg_rules": network.nsg_rules,
+        "cidr_prefix": network.cidr_prefix,
+    }

@@ -1,7 +1,6 @@
-#!/usr/bin/python
 # Copyright: godot-fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: a reproducible Lambda deployment package (zip) of a Python package directory."""
+"""A reproducible AWS Lambda deployment package (zip) of a Python package directory: same sources, same bytes."""
 
 from __future__ import annotations
 
@@ -13,60 +12,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
-
-DOCUMENTATION = r"""
----
-module: rooms_lambda_package
-short_description: Build a reproducible zip of a Python package for AWS Lambda
-description:
-  - Zips the Python package directory O(src) (as C(<basename of src>/...) inside the archive) so that the same
-    sources always give the same bytes, hence the same C(CodeSha256) on Lambda, and amazon.aws.lambda reports no
-    change for unchanged code. Entries are sorted, every timestamp is 1980-01-01 00:00:00, every file mode is
-    0644, and C(__pycache__) directories, compiled files and hidden files are left out.
-  - Writes the archive as C(<dest_dir>/<name>-<first 16 hex digits of its sha256>.zip) unless that file exists.
-  - This is a build step on the controller: it always reports C(changed=false) and also runs in check mode (the
-    Lambda task that uploads the archive reports the change).
-version_added: "0.1.0"
-author: godot-fleet contributors
-options:
-  src:
-    description: The package directory (it must contain C(__init__.py)).
-    type: path
-    required: true
-  dest_dir:
-    description: Directory the archive is written to (created if missing).
-    type: path
-    required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-"""
-
-EXAMPLES = r"""
-- name: Package the room API
-  rooms_lambda_package:
-    src: "{{ playbook_dir }}/../room_api"
-    dest_dir: "{{ playbook_dir }}/../.cache/room-api"
-  register: package
-"""
-
-RETURN = r"""
-path:
-  description: Path of the archive.
-  type: str
-  returned: always
-code_sha256:
-  description: Base64 SHA-256 of the archive, as Lambda reports it (CodeSha256).
-  type: str
-  returned: always
-files:
-  description: The archive members, in order.
-  type: list
-  elements: str
-  returned: always
-"""
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
@@ -123,24 +68,3 @@ def package(src: Path, dest_dir: Path) -> dict[str, Any]:
         "code_sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
         "files": names,
     }
-
-
-def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(
-        argument_spec={
-            "src": {"type": "path", "required": True},
-            "dest_dir": {"type": "path", "required": True},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        result = package(Path(module.params["src"]).resolve(), Path(module.params["dest_dir"]))
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"cannot package {module.params['src']}: {exc}")
-    module.exit_json(changed=False, **result)
-
-
-if __name__ == "__main__":
-    main()
