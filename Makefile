@@ -45,10 +45,14 @@ unit: venv ## Unit tests: ansible-test units on the installed collection, then t
 molecule: venv game ## Molecule: the host role on Debian 12 + testing with real Godot rooms and clients
 	@$(RUN) pytest -q tests/integration/test_molecule.py
 
+# make test runs the test modules side by side (pytest-xdist; --dist loadfile keeps a module and its fixtures on one
+# worker; modules use distinct container names, ports and emulator instances; tests/conftest.py puts the longest first)
+PYTEST_WORKERS ?= 3
+
 test: bootstrap venv node images game room-image lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
 	@scripts/images.sh host-bullseye
 	@scripts/ansible-test.sh units
-	@$(RUN) pytest tests/unit tests/room_api tests/integration --ignore=tests/unit/plugins
+	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration tests/room_api tests/unit --ignore=tests/unit/plugins
 
 demo: bootstrap venv images game ## Deploy the demo game to local systemd containers (2 rooms)
 	@scripts/demo.sh up

@@ -60,7 +60,7 @@ def slowest(runs: list[PlaybookRun], count: int = 5) -> list[JsonDict]:
     ranked = sorted(samples.items(), key=lambda kv: median(kv[1]) or 0.0, reverse=True)[:count]
     return [
         {
-            "task": name.removeprefix("godot_server : "),
+            "task": name.removeprefix("godot_fleet.fleet.godot_server : ").removeprefix("godot_server : "),
             "path": path,
             "action": actions[(path, name)],
             "median_s": round(median(values) or 0.0, 3),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.arm_double, tests.integration.cloud
 sys.path.insert(0, str(ROOT / "tests" / "probe"))
@@ -19,3 +21,20 @@ if not _LINK.is_symlink():
     _LINK.parent.mkdir(parents=True, exist_ok=True)
     _LINK.symlink_to(Path("..", "..", "..", ".."))
 sys.path.insert(0, str(COLLECTIONS))
+
+# `make test` runs test modules side by side (pytest-xdist --dist loadfile hands out whole modules in collection
+# order): the longest go first, or one of them would start last and run alone at the end.
+LONGEST_FIRST = [
+    "test_azure.py",
+    "test_molecule.py",
+    "test_aws.py",
+    "test_arm_double_modules.py",
+    "test_aws_rooms.py",
+    "test_room_image.py",
+    "test_installed_collection.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def installed_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A collections path holding godot_fleet.fleet built from this checkout and installed with ansible-galaxy."""
+    """A collections path holding godot_fleet.fleet built from this checkout and installed with ansible-galaxy.
+
+    The end-to-end tests run this checkout's entry points; input validation and check mode run from here, as a
+    Galaxy or AWX user runs the playbooks (cloud.playbook(..., installed=...)).
+    """
     dest = tmp_path_factory.mktemp("collections")
     proc = subprocess.run(
         [str(ROOT / "scripts" / "collection.sh"), str(dest)], capture_output=True, text=True, check=False
@@ -20,12 +24,3 @@ def installed_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Path(proc.stdout.strip()) == dest / "ansible_collections" / "godot_fleet" / "fleet"
     return dest
-
-
-@pytest.fixture(params=["checkout", "installed"])
-def collection(request: pytest.FixtureRequest) -> Path | None:
-    """Runs a test twice: with the playbooks of this checkout (None), then with the installed collection (its path)."""
-    if request.param == "installed":
-        path: Path = request.getfixturevalue("installed_collection")
-        return path
-    return None

@@ -137,22 +137,24 @@ def nothing_created(url: str, name: str = NAME) -> bool:
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
-    moto: str, tmp_path: Path, overrides: dict[str, Any], env_drop: bool, expected: str, collection: Path | None
+    moto: str, tmp_path: Path, overrides: dict[str, Any], env_drop: bool, expected: str, installed_collection: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     if not env_drop:
         env.update(CREDENTIALS)
-    rc, out = playbook("deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env, installed=collection)
+    rc, out = playbook(
+        "deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env, installed=installed_collection
+    )
     assert rc != 0
     assert expected in out, out[-3000:]
     assert nothing_created(moto)
 
 
 def test_check_mode_on_a_new_account_previews_and_creates_nothing(
-    moto: str, tmp_path: Path, collection: Path | None
+    moto: str, tmp_path: Path, installed_collection: Path
 ) -> None:
     values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
-    rc, out = playbook("deploy-aws.yml", values, "--check", installed=collection)
+    rc, out = playbook("deploy-aws.yml", values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 4, out[-5000:]  # VPC, bucket, policy, key pair, instances: all reported
     assert "would launch 1 t3.small instance(s)" in out
@@ -160,10 +162,10 @@ def test_check_mode_on_a_new_account_previews_and_creates_nothing(
 
 
 def test_teardown_check_mode_on_a_new_account_changes_nothing(
-    moto: str, tmp_path: Path, collection: Path | None
+    moto: str, tmp_path: Path, installed_collection: Path
 ) -> None:
     values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
-    rc, out = playbook("teardown-aws.yml", values, "--check", installed=collection)
+    rc, out = playbook("teardown-aws.yml", values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
 

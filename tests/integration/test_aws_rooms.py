@@ -184,10 +184,13 @@ def nothing_left(url: str, name: str = NAME) -> bool:
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
-    moto: str, overrides: dict[str, Any], credentials: bool, expected: str, collection: Path | None
+    moto: str, overrides: dict[str, Any], credentials: bool, expected: str, installed_collection: Path
 ) -> None:
     rc, out = playbook(
-        "deploy-aws-rooms.yml", extra_vars(moto, **overrides), env=environment(credentials), installed=collection
+        "deploy-aws-rooms.yml",
+        extra_vars(moto, **overrides),
+        env=environment(credentials),
+        installed=installed_collection,
     )
     assert rc != 0
     assert expected in out, out[-3000:]
@@ -197,15 +200,15 @@ def test_bad_input_fails_before_any_aws_call(
     assert nothing_left(moto)
 
 
-def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, collection: Path | None) -> None:
+def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, installed_collection: Path) -> None:
     key = "a-given-key-" + "k" * 24
     values = extra_vars(moto, godot_fleet_name="gf-rooms-check", godot_fleet_rooms_api_key=key)
-    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "-v", installed=collection)
+    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "-v", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 8, out[-5000:]  # VPC, table, repository, log groups, roles, cluster, ...: all reported
     assert key not in out
     assert nothing_left(moto, "gf-rooms-check")
-    rc, out = playbook("teardown-aws-rooms.yml", values, "--check", installed=collection)
+    rc, out = playbook("teardown-aws-rooms.yml", values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
 

@@ -173,25 +173,25 @@ def test_bad_input_fails_before_any_arm_write(
     overrides: dict[str, Any],
     drop_credentials: bool,
     expected: str,
-    collection: Path | None,
+    installed_collection: Path,
 ) -> None:
     double(azure, "/_double/requests", method="DELETE")
     env = dict({k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **azure, HOME=str(tmp_path))
     if drop_credentials:
         env = {k: v for k, v in env.items() if not k.startswith("AZURE_") or k == "AZURE_SUBSCRIPTION_ID"}
     values = extra_vars(azure, tmp_path, **overrides)
-    rc, out = playbook("deploy-azure.yml", values, azure, env=env, installed=collection)
+    rc, out = playbook("deploy-azure.yml", values, azure, env=env, installed=installed_collection)
     assert rc != 0
     assert expected in out, out[-3000:]
     assert double(azure, "/_double/requests")["value"] == []  # not even a read: refused before any Azure call
 
 
 def test_check_mode_on_a_new_subscription_writes_nothing(
-    azure: dict[str, str], tmp_path: Path, collection: Path | None
+    azure: dict[str, str], tmp_path: Path, installed_collection: Path
 ) -> None:
     double(azure, "/_double/requests", method="DELETE")
     values = extra_vars(azure, tmp_path, godot_fleet_name="gf-az-check", godot_fleet_azure_storage_account="gfazcheck")
-    rc, out = playbook("deploy-azure.yml", values, azure, "--check", installed=collection)
+    rc, out = playbook("deploy-azure.yml", values, azure, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 2, out[-5000:]  # the resource group, and the report of what goes into it
     assert "would create the resource group gf-az-check-rg and in it the storage account gfazcheck" in " ".join(
@@ -199,7 +199,7 @@ def test_check_mode_on_a_new_subscription_writes_nothing(
     )
     assert arm_writes(azure) == []
     assert not [r for r in resources(azure) if "gf-az-check" in r["id"]]
-    rc, out = playbook("teardown-azure.yml", values, azure, "--check", installed=collection)
+    rc, out = playbook("teardown-azure.yml", values, azure, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
     assert arm_writes(azure) == []

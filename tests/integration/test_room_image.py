@@ -43,7 +43,11 @@ ENV = dict(
     ANSIBLE_FORCE_COLOR="0",
 )
 
-pytestmark = pytest.mark.skipif(not VERSION, reason="no game build in dist/: run `make game`")
+
+@pytest.fixture(autouse=True)
+def game_build() -> None:
+    if not VERSION:
+        pytest.fail("no game build in dist/: run `make game`")
 
 
 def podman(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -186,17 +190,17 @@ def test_rerun_changes_nothing(build: Build) -> None:
     assert inspect(IMAGE)["Id"] == before
 
 
-def test_check_mode_on_converged_state_changes_nothing(build: Build, collection: Path | None) -> None:
-    """Also from the installed collection: the same roles compute the same images."""
-    values = build.values() if collection is None else build.values(**demo_inputs())
-    rc, out, _ = run_playbook(values, "--check", installed=collection)
+def test_check_mode_on_converged_state_changes_nothing(build: Build, installed_collection: Path) -> None:
+    """From the installed collection (the build named explicitly): the same roles compute the same images."""
+    values = build.values(**demo_inputs())
+    rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
     assert rc == 0, out[-4000:]
     assert changed(out) == 0, changed_tasks(out)
 
 
-def test_no_build_is_refused_with_what_to_set(collection: Path | None, tmp_path: Path) -> None:
-    values = {"godot_fleet_room_version": ""} if collection is None else {}
-    rc, out, _ = run_playbook({**values, "rooms_image_build_dir": str(tmp_path)}, "--check", installed=collection)
+def test_no_build_is_refused_with_what_to_set(installed_collection: Path, tmp_path: Path) -> None:
+    values = {"rooms_image_build_dir": str(tmp_path)}  # and no build: the installed collection has no dist/
+    rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
     assert rc != 0
     wanted = "pass -e godot_fleet_room_version=... with godot_fleet_room_pack and godot_fleet_room_runtime_archive"
     assert wanted in " ".join(out.split()), out[-3000:]
@@ -219,7 +223,7 @@ def test_a_changed_input_rebuilds_only_the_room_image(build: Build) -> None:
     try:
         rc, out, _ = run_playbook(build.values(rooms_image_max_players=4))
         assert rc == 0, out[-4000:]
-        assert "rooms_image : Build the runtime base image" not in changed_tasks(out)
+        assert "godot_fleet.fleet.rooms_image : Build the runtime base image" not in changed_tasks(out)
         changed_image = inspect(IMAGE)
         assert changed_image["Config"]["Cmd"] == ["--max-players=4", "--empty-server-timeout=300"]
         assert changed_image["Config"]["Labels"]["org.opencontainers.image.base.name"] == base
@@ -403,7 +407,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
     """A plain-HTTP registry on 127.0.0.1:REGISTRY_PORT with its storage in tmp_path; stopped afterwards."""
     binary = registry_binary()
     if binary is None:
-        pytest.skip("no docker-registry binary (apt-get download docker-registry failed)")
+        pytest.fail("no docker-registry binary: `apt-get download docker-registry` failed (apt lists: apt-get update)")
     config = tmp_path / "registry.yml"
     config.write_text(
         "version: 0.1\n"
@@ -435,8 +439,9 @@ def test_push_to_a_registry_once(build: Build, registry: str) -> None:
     values = build.values(rooms_image_push_to=repository, rooms_image_push_tls_verify=False)
     rc, out, _ = run_playbook(values)
     assert rc == 0, out[-4000:]
-    assert changed_tasks(out) == ["rooms_image : Push the room image (credentials from podman login or the auth file "
-                                  "of the environment)", "rooms_image : Remember what was pushed"]  # fmt: skip
+    assert changed_tasks(out) == ["godot_fleet.fleet.rooms_image : Push the room image (credentials from podman login "
+                                  "or the auth file of the environment)",
+                                  "godot_fleet.fleet.rooms_image : Remember what was pushed"]  # fmt: skip
     with urllib.request.urlopen(f"http://{registry}/v2/godot-fleet/gf-image-test/tags/list", timeout=10) as answer:
         assert json.load(answer) == {"name": "godot-fleet/gf-image-test", "tags": [VERSION]}
     # pushed already: neither a re-run nor check mode pushes again

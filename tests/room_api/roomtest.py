@@ -51,7 +51,7 @@ def image_exists(image: str) -> bool:
 def ensure_room_image() -> str:
     """The room image every real-podman test runs (the one place its name comes from), built once if missing."""
     if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
+        pytest.fail("podman is not installed: run `make bootstrap` (bindep.txt)")
     with _image_lock:
         if not image_exists(ROOM_IMAGE):
             if not BUILD_PLAYBOOK.exists():

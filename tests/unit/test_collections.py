@@ -56,3 +56,18 @@ def test_every_collection_called_is_a_dependency() -> None:
     assert used <= set(dependencies()), (
         f"called but not in galaxy.yml's dependencies: {sorted(used - set(dependencies()))}"
     )
+
+
+def test_the_collections_own_plugins_are_called_by_fqcn() -> None:
+    """A short name resolves only through this checkout's configuration, never for users of the installed collection."""
+    filters = {p.stem for p in (ROOT / "plugins" / "filter").glob("*.yml")}
+    modules = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")}
+    short = re.compile(r"(?<![\w.])(" + "|".join(sorted(filters | modules)) + r")\b(?!\.)")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for top in ["roles", "playbooks", "molecule", "inventories"]
+        for path in sorted((ROOT / top).rglob("*.yml"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if short.search(line.split("#", 1)[0])
+    ]
+    assert not found, "call these by godot_fleet.fleet.<name>:\n" + "\n".join(found)
