@@ -339,14 +339,7 @@ def run_playbook(
     label: str = "",
     timeout: float = 1800,
 ) -> Run:
-    """ansible-playbook -i localhost, ROOT/PLAYBOOK -e JSON, ansible.posix.json callback: every task of every host.
-
-    ROOT's ansible.cfg finds the collection of ROOT through ROOT/.ansible/collections (as scripts/env.sh links it).
-    """
-    link = root / ".ansible" / "collections" / "ansible_collections" / "godot_fleet" / "fleet"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path("..", "..", "..", ".."))
+    """ansible-playbook -i localhost, ROOT/PLAYBOOK -e JSON, ansible.posix.json callback: every task of every host."""
     argv = ["ansible-playbook", "-i", "localhost,", str(root / playbook), "-e", json.dumps(values), *args]
     busy0, total0 = host_cpu_times()
     t0 = time.perf_counter()

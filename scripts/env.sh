@@ -8,11 +8,6 @@ export GF_DIST="$GF_ROOT/dist"
 export GF_CACHE="${GF_CACHE:-$GF_ROOT/.cache}"
 export PATH="$GF_VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$GF_ROOT/ansible.cfg"
-# The checkout as the collection godot_fleet.fleet (ansible.cfg's collections_path; ansible-lint makes the same link)
-if [ ! -e "$GF_ROOT/.ansible/collections/ansible_collections/godot_fleet/fleet" ] && [ -w "$GF_ROOT" ]; then
-    mkdir -p "$GF_ROOT/.ansible/collections/ansible_collections/godot_fleet"
-    ln -sfn ../../../.. "$GF_ROOT/.ansible/collections/ansible_collections/godot_fleet/fleet"
-fi
 # Image names: the tag carries a hash of the recipe, so a changed recipe rebuilds and an unchanged one is reused.
 export GF_IMAGE_PREFIX="localhost/godot-fleet"
 log() { printf '==> %s\n' "$*" >&2; }

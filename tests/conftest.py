@@ -11,15 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.arm_double, tests.integration.cloud
 sys.path.insert(0, str(ROOT / "tests" / "probe"))
 
-# The checkout as the collection godot_fleet.fleet: tests import modules, module_utils and filters as
-# ansible_collections.godot_fleet.fleet.plugins..., as ansible-test units does. The link is the one scripts/env.sh
-# makes (.ansible/ is git-ignored); made here too so that pytest alone works in a fresh clone. ansible_collections
-# is a namespace package: the collections the `ansible` package installs (amazon.aws, ...) stay importable beside it.
-COLLECTIONS = ROOT / ".ansible" / "collections"
-_LINK = COLLECTIONS / "ansible_collections" / "godot_fleet" / "fleet"
-if not _LINK.is_symlink():
-    _LINK.parent.mkdir(parents=True, exist_ok=True)
-    _LINK.symlink_to(Path("..", "..", "..", ".."))
+# The checkout as the collection godot_fleet.fleet (collections/ansible_collections/godot_fleet/fleet links to it):
+# tests import modules, module_utils and filters as ansible_collections.godot_fleet.fleet.plugins..., as ansible-test
+# units does. ansible_collections is a namespace package: the collections the `ansible` package installs (amazon.aws,
+# ...) stay importable beside it.
+COLLECTIONS = ROOT / "collections"
 sys.path.insert(0, str(COLLECTIONS))
 
 # `make test` runs test modules side by side (pytest-xdist --dist loadfile hands out whole modules in collection
