@@ -5,7 +5,9 @@ them, and every collection the roles, playbooks and plugins call is among them."
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import ansible_collections
@@ -71,3 +73,19 @@ def test_the_collections_own_plugins_are_called_by_fqcn() -> None:
         if short.search(line.split("#", 1)[0])
     ]
     assert not found, "call these by godot_fleet.fleet.<name>:\n" + "\n".join(found)
+
+
+def test_the_entry_playbooks_find_the_collection_beside_them(tmp_path: Path) -> None:
+    """As an AWX project sync checks this repository out: no ansible.cfg in effect and no setup step; the entry
+    playbooks resolve godot_fleet.fleet (playbooks, roles, modules, filters) through the collections/ beside them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(tmp_path)  # nothing there: only the playbook-adjacent collections/
+    entry_points = sorted(ROOT.glob("*.yml"))
+    entry_points = [p for p in entry_points if "import_playbook: godot_fleet.fleet." in p.read_text()]
+    assert len(entry_points) == len(list((ROOT / "playbooks").glob("*.yml")))
+    for playbook in entry_points:
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", "localhost,", "--syntax-check", str(playbook)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{playbook.name}: {proc.stdout}{proc.stderr}"
