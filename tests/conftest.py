@@ -24,6 +24,7 @@ LONGEST_FIRST = [
     "test_azure.py",
     "test_molecule.py",
     "test_aws.py",
+    "test_own_game.py",
     "test_arm_double_modules.py",
     "test_aws_rooms.py",
     "test_room_image.py",

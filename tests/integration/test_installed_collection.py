@@ -43,7 +43,8 @@ SHIPPED = {
     "changelogs", "meta", "plugins", "roles", "playbooks", "inventories", "room_api", "tests",
 }  # fmt: skip
 NOT_SHIPPED = ["godot/", "bench/", "molecule/", "scripts/", "dist/", "tests/integration/", "tests/arm_double/",
-               "inventories/local/", ".cache/", ".venv/", "Makefile", "ansible.cfg", "tests/conftest.py"]  # fmt: skip
+               "tests/games/", "inventories/local/", ".cache/", ".venv/", "Makefile", "ansible.cfg",
+               "tests/conftest.py", "build-game.yml"]  # fmt: skip
 
 
 def user_env(installed: Path) -> dict[str, str]:
