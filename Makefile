@@ -20,7 +20,7 @@ node: bootstrap ## Install the Node test tools (Azurite, the Blob emulator) into
 images: bootstrap ## Build the Debian 12 / testing host images and the Godot image (cached by recipe)
 	@scripts/images.sh
 
-game: venv images ## Build the demo game's release artifacts into dist/ (cached by source hash)
+game: venv images ## Build the demo game's release into dist/ with build-game.yml (nothing is rebuilt when unchanged)
 	@scripts/build-game.sh
 
 room-image: venv game ## Build the demo room image (rooms on demand) with build-room-image.yml (cached)
