@@ -180,7 +180,7 @@ with urllib.request.urlopen(URL, timeout=10) as answer:
 
 
 def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> None:
-    """Starts (or reuses) a systemd container standing in for the index-th instance of the fleet."""
+    """Starts (or reuses, if it answers) a systemd container standing in for the index-th instance of the fleet."""
     local_hosts.start(name)
     url = f"{endpoint}{CREDENTIALS_PATH}{fleet}/{index}?region={region}"
     helper = "/usr/local/sbin/instance-credentials"

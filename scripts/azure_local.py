@@ -228,7 +228,7 @@ def serve(directory: Path, port: int, accounts: list[str]) -> None:
 
 
 def host_up(name: str, directory: Path) -> None:
-    """Starts (or reuses) a systemd container standing in for a VM, trusting the harness CA."""
+    """Starts (or reuses, if it answers) a systemd container standing in for a VM, trusting the harness CA."""
     local_hosts.start(name)
     local_hosts.run_in(
         name,

@@ -18,14 +18,16 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def start(name: str, image: str = IMAGE) -> None:
-    """Starts (or reuses) the container `name` and waits until its systemd is up."""
-    if podman("container", "exists", name, check=False).returncode != 0:
+    """Starts the container `name`, or reuses it if it answers, and waits until its systemd is up.
+
+    A container that does not answer is replaced: after a reboot podman may still report a container running that
+    is gone, and `podman start` cannot revive it.
+    """
+    if podman("exec", name, "true", check=False).returncode != 0:
         podman(
-            "run", "-d", "--name", name, "--network", "host", "--uts", "private", "--hostname", name,
+            "run", "-d", "--replace", "--name", name, "--network", "host", "--uts", "private", "--hostname", name,
             "--systemd", "always", "--cap-add", "SYS_ADMIN", image, "/lib/systemd/systemd",
         )  # fmt: skip
-    elif podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() != "true":
-        podman("start", name)
     for _ in range(100):
         state = podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
         if state in ("running", "degraded"):
