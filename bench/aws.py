@@ -85,12 +85,14 @@ def start_local_aws(log_path: Path, timeout: float = 90.0) -> LocalAws:
 # --- one run -------------------------------------------------------------------------------------------------
 
 
-def playbook_env(workdir: Path) -> dict[str, str]:
-    """The project environment, dummy credentials, no other AWS_* variable, no AWS config file, no metadata service."""
+def playbook_env(workdir: Path, endpoint: str) -> dict[str, str]:
+    """The project environment, the local AWS's address, dummy credentials, no other AWS_* variable, no AWS config
+    file, no metadata service."""
     return cloud.playbook_env(
         "AWS_",
         {
             **CREDENTIALS,
+            "AWS_ENDPOINT_URL": endpoint,
             "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -98,12 +100,11 @@ def playbook_env(workdir: Path) -> dict[str, str]:
     )
 
 
-def extra_vars(endpoint: str, container: str, build: cloud.Build, public_key: str) -> JsonDict:
+def extra_vars(container: str, build: cloud.Build, public_key: str) -> JsonDict:
     """The variables of tests/integration/test_aws.py, with the benchmark's names and ports."""
     return {
         **cloud.fleet_vars(FLEET, public_key, build, ROOM_PORTS),
         "godot_fleet_aws_region": REGION,
-        "godot_fleet_aws_endpoint_url": endpoint,
         "godot_fleet_aws_bucket": BUCKET,
         "godot_fleet_aws_ami_id": AMI,
         "godot_fleet_aws_host_overrides": cloud.container_overrides(container),
@@ -137,8 +138,8 @@ def one_run(
     aws = start_local_aws(workdir / f"aws-{index}.log")
     try:
         state.out["local_aws"] = {"endpoint": aws.endpoint, "startup_s": round(aws.startup_s, 3)}
-        env = playbook_env(workdir)
-        values = extra_vars(aws.endpoint, state.container, build, public_key)
+        env = playbook_env(workdir, aws.endpoint)
+        values = extra_vars(state.container, build, public_key)
 
         def phase(name: str, playbook: str, *extra: str, label: str = "") -> cloud.Run:
             result = state.runs[name] = cloud.run_playbook(AWS, ROOT, playbook, values, env, *extra, label=label)

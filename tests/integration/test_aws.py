@@ -79,12 +79,11 @@ def client(service: str, url: str) -> Any:
     )
 
 
-def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
+def extra_vars(tmp: Path, **overrides: Any) -> dict[str, Any]:
     build, release = demo_build()
     values: dict[str, Any] = {
         "godot_fleet_name": NAME,
         "godot_fleet_aws_region": REGION,
-        "godot_fleet_aws_endpoint_url": url,
         "godot_fleet_aws_bucket": BUCKET,
         "godot_fleet_aws_ami_id": "ami-12c6146b",
         "godot_fleet_admin_cidr": ADMIN_CIDR,
@@ -101,15 +100,16 @@ def extra_vars(url: str, tmp: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def playbook(
-    name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None, installed: Path | None = None
+    name: str,
+    url: str,
+    values: dict[str, Any],
+    *args: str,
+    env: dict[str, str] | None = None,
+    installed: Path | None = None,
 ) -> tuple[int, str]:
-    return cloud.playbook(
-        name,
-        values,
-        env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV),
-        *args,
-        installed=installed,
-    )
+    """Runs a playbook against the local AWS at `url` (AWS_ENDPOINT_URL, as a user points the AWS SDK at it)."""
+    env = env if env is not None else dict(os.environ, **CREDENTIALS, **PODMAN_ENV)
+    return cloud.playbook(name, values, env | {"AWS_ENDPOINT_URL": url}, *args, installed=installed)
 
 
 def nothing_created(url: str, name: str = NAME) -> bool:
@@ -142,9 +142,8 @@ def test_bad_input_fails_before_any_aws_call(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     if not env_drop:
         env.update(CREDENTIALS)
-    rc, out = playbook(
-        "deploy-aws.yml", extra_vars(moto, tmp_path, **overrides), env=env, installed=installed_collection
-    )
+    values = extra_vars(tmp_path, **overrides)
+    rc, out = playbook("deploy-aws.yml", moto, values, env=env, installed=installed_collection)
     assert rc != 0
     assert expected in out, out[-3000:]
     assert nothing_created(moto)
@@ -153,8 +152,8 @@ def test_bad_input_fails_before_any_aws_call(
 def test_check_mode_on_a_new_account_previews_and_creates_nothing(
     moto: str, tmp_path: Path, installed_collection: Path
 ) -> None:
-    values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
-    rc, out = playbook("deploy-aws.yml", values, "--check", installed=installed_collection)
+    values = extra_vars(tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
+    rc, out = playbook("deploy-aws.yml", moto, values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 4, out[-5000:]  # VPC, bucket, policy, key pair, instances: all reported
     assert "would launch 1 t3.small instance(s)" in out
@@ -164,15 +163,15 @@ def test_check_mode_on_a_new_account_previews_and_creates_nothing(
 def test_teardown_check_mode_on_a_new_account_changes_nothing(
     moto: str, tmp_path: Path, installed_collection: Path
 ) -> None:
-    values = extra_vars(moto, tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
-    rc, out = playbook("teardown-aws.yml", values, "--check", installed=installed_collection)
+    values = extra_vars(tmp_path, godot_fleet_name="gf-check", godot_fleet_aws_bucket="gf-check-builds")
+    rc, out = playbook("teardown-aws.yml", moto, values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
 
 
 def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: str, tmp_path: Path) -> None:
-    values = extra_vars(moto, tmp_path)
-    rc, out = playbook("deploy-aws.yml", values)
+    values = extra_vars(tmp_path)
+    rc, out = playbook("deploy-aws.yml", moto, values)
     assert rc == 0, out[-5000:]
     counts = recap(out)
     assert counts["localhost"]["changed"] > 0
@@ -253,20 +252,20 @@ def test_deploy_end_to_end_rerun_check_and_teardown(moto: str, instance_host: st
     assert found["ansible_host"] == instance["PublicIpAddress"] and found["ansible_user"] == "admin"
     assert found["godot_fleet_build"] == values["godot_server_version"]
 
-    rc, out = playbook("deploy-aws.yml", values)
+    rc, out = playbook("deploy-aws.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
-    rc, out = playbook("deploy-aws.yml", values, "--check", "--diff")
+    rc, out = playbook("deploy-aws.yml", moto, values, "--check", "--diff")
     assert rc == 0, out[-5000:]
     assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
 
-    rc, out = playbook("teardown-aws.yml", values)
+    rc, out = playbook("teardown-aws.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert changed(out) > 0
     assert nothing_created(moto)
     running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
     assert not running["Reservations"]
 
-    rc, out = playbook("teardown-aws.yml", values)
+    rc, out = playbook("teardown-aws.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]

@@ -68,11 +68,10 @@ def client(service: str, url: str) -> Any:
     )
 
 
-def extra_vars(url: str, **overrides: Any) -> dict[str, Any]:
+def extra_vars(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "godot_fleet_name": NAME,
         "godot_fleet_aws_region": REGION,
-        "godot_fleet_aws_endpoint_url": url,
         "godot_fleet_room_version": VERSION,
     }
     values.update(overrides)
@@ -87,9 +86,16 @@ def environment(credentials: bool = True) -> dict[str, str]:
 
 
 def playbook(
-    name: str, values: dict[str, Any], *args: str, env: dict[str, str] | None = None, installed: Path | None = None
+    name: str,
+    url: str,
+    values: dict[str, Any],
+    *args: str,
+    env: dict[str, str] | None = None,
+    installed: Path | None = None,
 ) -> tuple[int, str]:
-    return cloud.playbook(name, values, env if env is not None else environment(), *args, installed=installed)
+    """Runs a playbook against the local AWS at `url` (AWS_ENDPOINT_URL, as a user points the AWS SDK at it)."""
+    env = env if env is not None else environment()
+    return cloud.playbook(name, values, env | {"AWS_ENDPOINT_URL": url}, *args, installed=installed)
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,16 +177,16 @@ def nothing_left(url: str, name: str = NAME) -> bool:
 @pytest.mark.parametrize(
     ("overrides", "credentials", "expected"),
     [
-        ({}, False, "set AWS credentials"),
-        ({"godot_fleet_aws_region": "europe"}, True, "godot_fleet_aws_region (e.g. eu-west-1; got 'europe')"),
-        ({"godot_fleet_name": "Bad_Fleet"}, True, "godot_fleet_name"),
-        ({"godot_fleet_room_port": 70000}, True, "godot_fleet_room_port (1-65535; got '70000')"),
+        ({}, False, "No AWS credentials: set AWS_ACCESS_KEY_ID"),
+        ({"godot_fleet_aws_region": "europe"}, True, "region to deploy to, e.g. eu-west-1 (got 'europe')"),
+        ({"godot_fleet_name": "Bad_Fleet"}, True, "(godot_fleet_name in the playbooks) must be lower-case"),
+        ({"godot_fleet_room_port": 70000}, True, "(godot_fleet_room_port in the playbooks) must be room ports"),
         ({"rooms_cluster_cpu": 300}, True, "a Fargate task size (got 300/512"),
         ({"rooms_cluster_memory": 4096}, True, "a Fargate task size (got 256/4096"),
         ({"rooms_cluster_memory": -512}, True, "a Fargate task size (got 256/-512"),
-        ({"rooms_api_max_rooms": 0}, True, "rooms_api_max_rooms at least 1 (got '0')"),
+        ({"rooms_api_max_rooms": 0}, True, "rooms_api_max_rooms must be at least 1 (got '0')"),
         ({"godot_fleet_rooms_subnet_ids": ["subnet-0123456789abcdef0"]}, True, "rooms_network_vpc_id (vpc-...) with"),
-        ({"godot_fleet_rooms_api_key": "too-short-a-key"}, True, "rooms_api_key empty"),
+        ({"godot_fleet_rooms_api_key": "too-short-a-key"}, True, "(godot_fleet_rooms_api_key in the playbooks)"),
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
@@ -188,7 +194,8 @@ def test_bad_input_fails_before_any_aws_call(
 ) -> None:
     rc, out = playbook(
         "deploy-aws-rooms.yml",
-        extra_vars(moto, **overrides),
+        moto,
+        extra_vars(**overrides),
         env=environment(credentials),
         installed=installed_collection,
     )
@@ -202,13 +209,13 @@ def test_bad_input_fails_before_any_aws_call(
 
 def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, installed_collection: Path) -> None:
     key = "a-given-key-" + "k" * 24
-    values = extra_vars(moto, godot_fleet_name="gf-rooms-check", godot_fleet_rooms_api_key=key)
-    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "-v", installed=installed_collection)
+    values = extra_vars(godot_fleet_name="gf-rooms-check", godot_fleet_rooms_api_key=key)
+    rc, out = playbook("deploy-aws-rooms.yml", moto, values, "--check", "-v", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 8, out[-5000:]  # VPC, table, repository, log groups, roles, cluster, ...: all reported
     assert key not in out
     assert nothing_left(moto, "gf-rooms-check")
-    rc, out = playbook("teardown-aws-rooms.yml", values, "--check", installed=installed_collection)
+    rc, out = playbook("teardown-aws-rooms.yml", moto, values, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
 
@@ -684,8 +691,8 @@ def run_handlers_as_deployed(moto: str, key: str) -> str:
 
 
 def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
-    values = extra_vars(moto)
-    rc, out = playbook("deploy-aws-rooms.yml", values)
+    values = extra_vars()
+    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert recap(out)["localhost"]["changed"] > 0
     outputs = [out]
@@ -708,11 +715,11 @@ def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
     assert_functions(client("lambda", moto), task_definition, subnets, group)
     assert_wiring(client("lambda", moto), client("events", moto), client("apigatewayv2", moto), urls[0])
 
-    rc, out = playbook("deploy-aws-rooms.yml", values)
+    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
     outputs.append(out)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
-    rc, out = playbook("deploy-aws-rooms.yml", values, "--check", "--diff")
+    rc, out = playbook("deploy-aws-rooms.yml", moto, values, "--check", "--diff")
     outputs.append(out)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
@@ -722,12 +729,30 @@ def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
 
     left_on = run_handlers_as_deployed(moto, key)
 
-    rc, out = playbook("teardown-aws-rooms.yml", values)
+    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert changed(out) > 0
     assert nothing_left(moto)
     [task] = client("ecs", moto).describe_tasks(cluster=CLUSTER_ARN, tasks=[left_on])["tasks"]
     assert (task["lastStatus"], task["stoppedReason"]) == ("STOPPED", "godot-fleet teardown")
-    rc, out = playbook("teardown-aws-rooms.yml", values)
+    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert changed(out) == 0, out[-5000:]
+
+
+def test_the_room_api_uses_the_table_rooms_registry_table_names(moto: str) -> None:
+    """Renaming the registry table (rooms_registry_table) renames it for the room API too: its ROOM_TABLE and its
+    policy follow the registry role's setting, not a name derived from the fleet."""
+    name, table = "gf-rooms-table", "gf-rooms-table-renamed"
+    values = extra_vars(godot_fleet_name=name, rooms_registry_table=table)
+    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
+    assert rc == 0, out[-5000:]
+    assert client("dynamodb", moto).describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE"
+    lam = client("lambda", moto)
+    for function in (f"{name}-room-api", f"{name}-room-cleanup"):
+        assert lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]["ROOM_TABLE"] == table
+    resources = [r for s in statements(inline_policy(client("iam", moto), f"{name}-room-api")) for r in s["Resource"]]
+    assert arn("dynamodb", f"table/{table}") in resources and arn("dynamodb", f"table/{name}-rooms") not in resources
+    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
+    assert rc == 0, out[-5000:]
+    assert nothing_left(moto, name)

@@ -156,14 +156,22 @@ def playbook(
 @pytest.mark.parametrize(
     ("overrides", "drop_credentials", "expected"),
     [
-        ({}, True, "set Azure credentials"),
+        ({}, True, "No Azure credentials: set a service principal"),
         ({"godot_fleet_admin_cidr": "0.0.0.0/0"}, False, "0.0.0.0/0 only with azure_network_allow_ssh_from_anywhere"),
         ({"godot_fleet_admin_cidr": "*"}, False, "0.0.0.0/0 only with azure_network_allow_ssh_from_anywhere"),
-        ({"godot_server_ports": [13177, 70000]}, False, "azure_network_ports must be"),
-        ({"godot_server_ports": ["13177-13179"]}, False, "azure_network_ports must be"),
-        ({"godot_fleet_azure_storage_account": "Game_Builds-1"}, False, "storage account name (3-24"),
-        ({"godot_fleet_azure_storage_account": "gb"}, False, "storage account name (3-24"),
-        ({"godot_fleet_azure_vm_size": "large"}, False, "azure_vm_size a VM size"),
+        ({"godot_server_ports": [13177, 70000]}, False, "(godot_server_ports in the playbooks) must list the room"),
+        ({"godot_server_ports": ["13177-13179"]}, False, "value for option 'azure_network_ports' is of type"),
+        (
+            {"godot_fleet_azure_storage_account": "Game_Builds-1"},
+            False,
+            "unique in all of Azure: 3-24",
+        ),
+        ({"godot_fleet_azure_storage_account": "gb"}, False, "unique in all of Azure: 3-24"),
+        (
+            {"godot_fleet_azure_vm_size": "large"},
+            False,
+            "_vm_size in the playbooks) must be a VM size",
+        ),
         ({"godot_fleet_azure_admin_user": "admin"}, False, "a Linux user name Azure accepts"),
     ],
 )
@@ -194,9 +202,7 @@ def test_check_mode_on_a_new_subscription_writes_nothing(
     rc, out = playbook("deploy-azure.yml", values, azure, "--check", installed=installed_collection)
     assert rc == 0, out[-5000:]
     assert changed(out) >= 2, out[-5000:]  # the resource group, and the report of what goes into it
-    assert "would create the resource group gf-az-check-rg and in it the storage account gfazcheck" in " ".join(
-        out.split()
-    )
+    assert "would create the resource group gf-az-check-rg and everything in it" in " ".join(out.split())
     assert arm_writes(azure) == []
     assert not [r for r in resources(azure) if "gf-az-check" in r["id"]]
     rc, out = playbook("teardown-azure.yml", values, azure, "--check", installed=installed_collection)
