@@ -24,7 +24,7 @@ game: venv images ## Build the demo game's release into dist/ with build-game.ym
 	@scripts/build-game.sh
 
 room-image: venv game ## Build the demo room image (rooms on demand) with build-room-image.yml (cached)
-	@$(RUN) ansible-playbook build-room-image.yml
+	@$(RUN) ansible-playbook build-room-image.yml -e @inventories/local/demo-room.yml
 
 collection: venv ## Build the collection tarball into .cache/collection/ and install it there (a collections path)
 	@scripts/collection.sh .cache/collection

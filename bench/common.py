@@ -45,6 +45,19 @@ CONTROLLER_ACTIONS = frozenset(
 )
 # Files whose content defines what is being measured (the tree is shared: record it at start and end).
 MEASURED_PATHS = ("deploy-hosts.yml", "playbooks", "roles/godot_server", "ansible.cfg")
+
+
+def mitogen_env() -> dict[str, str]:
+    """The environment that runs a playbook with Mitogen's strategy (`pip install mitogen` in the venv): one
+    persistent Python per host instead of a new interpreter and a copied module per task."""
+    try:
+        import ansible_mitogen
+    except ImportError as exc:
+        raise SystemExit("Mitogen is not installed: .venv/bin/pip install mitogen") from exc
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
 # ansible-playbook prints one JSON document (per-task start/end times) and writes no retry files.
 JSON_CALLBACK_ENV = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_RETRY_FILES_ENABLED": "false"}
 
@@ -360,11 +373,13 @@ def exec_latency(name: str, samples: int = 10) -> list[float]:
 # --- Ansible -------------------------------------------------------------------------------------------------
 
 
-def write_inventory(directory: Path, host: str, artifacts: Artifacts, ports: Sequence[int]) -> Path:
+def write_inventory(
+    directory: Path, host: str, artifacts: Artifacts, ports: Sequence[int], connection: str = "containers.podman.podman"
+) -> Path:
     """An inventory like inventories/local/demo.yml, pointing at the benchmark's own artifact copy."""
     directory.mkdir(parents=True, exist_ok=True)
     hostvars = {
-        "ansible_connection": "containers.podman.podman",
+        "ansible_connection": connection,
         "ansible_python_interpreter": "/usr/bin/python3",
         "godot_server_version": artifacts.version,
         "godot_server_url": f"http://127.0.0.1:{ARTIFACT_PORT}/{artifacts.archive}",
@@ -449,9 +464,15 @@ def span(duration: Mapping[str, str]) -> tuple[float, float, float]:
     return start.timestamp(), end.timestamp(), (end - start).total_seconds()
 
 
-def run_playbook(inventory: Path, host: str, playbook: str = "deploy-hosts.yml", timeout: float = 3600) -> PlaybookRun:
+def run_playbook(
+    inventory: Path,
+    host: str,
+    playbook: str = "deploy-hosts.yml",
+    timeout: float = 3600,
+    extra_env: Mapping[str, str] | None = None,
+) -> PlaybookRun:
     """ansible-playbook with the ansible.posix.json callback: wall time, recap and the duration of every task."""
-    env = bench_env(JSON_CALLBACK_ENV)
+    env = bench_env({**JSON_CALLBACK_ENV, **(extra_env or {})})
     t0 = time.perf_counter()
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), str(ROOT / playbook)],

@@ -33,6 +33,7 @@ from bench.common import (
     fmt,
     log,
     median,
+    mitogen_env,
     remove_host,
     result_document,
     run_playbook,
@@ -70,7 +71,9 @@ def slowest(runs: list[PlaybookRun], count: int = 5) -> list[JsonDict]:
     ]
 
 
-def one_run(index: int, workdir: Path, quick: bool) -> tuple[JsonDict, PlaybookRun, PlaybookRun]:
+def one_run(
+    index: int, workdir: Path, quick: bool, strategy_env: dict[str, str]
+) -> tuple[JsonDict, PlaybookRun, PlaybookRun]:
     artifacts = snapshot_artifacts(workdir / "artifacts")
     name = f"gf-bench-conv-{os.getpid()}-{index}"
     host_ports = [HOST_PORT_BASE + index * len(ROOM_PORTS) + i for i in range(len(ROOM_PORTS))]
@@ -80,10 +83,12 @@ def one_run(index: int, workdir: Path, quick: bool) -> tuple[JsonDict, PlaybookR
         log(f"run {index + 1}: creating {name}")
         host = start_host(name, publish, artifacts)
         out["create"] = {k: round(v, 3) for k, v in host.timings.items()}
-        inventory = write_inventory(workdir / f"inventory-{index}", name, artifacts, ROOM_PORTS)
+        # Mitogen has its own podman connection, under the connection name "podman"
+        connection = "podman" if strategy_env else "containers.podman.podman"
+        inventory = write_inventory(workdir / f"inventory-{index}", name, artifacts, ROOM_PORTS, connection)
 
         log(f"run {index + 1}: fresh converge")
-        fresh = run_playbook(inventory, name)
+        fresh = run_playbook(inventory, name, extra_env=strategy_env)
         out["fresh"] = fresh.summary()
         if fresh.rc != 0:
             raise RuntimeError(f"fresh converge failed (rc {fresh.rc}): {fresh.error}")
@@ -92,7 +97,7 @@ def one_run(index: int, workdir: Path, quick: bool) -> tuple[JsonDict, PlaybookR
         out["probe_after_fresh"] = [asdict(p) for p in probes]
 
         log(f"run {index + 1}: no-op re-run")
-        rerun = run_playbook(inventory, name)
+        rerun = run_playbook(inventory, name, extra_env=strategy_env)
         out["rerun"] = rerun.summary()
         if rerun.rc != 0:
             raise RuntimeError(f"re-run failed (rc {rerun.rc}): {rerun.error}")
@@ -108,7 +113,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs, each on a fresh container (default 3)")
     parser.add_argument("--quick", action="store_true", help="one run (overrides --runs)")
     parser.add_argument("--name", default=None, help="results file name (default converge, converge-quick)")
+    parser.add_argument("--mitogen", action="store_true", help="run the playbooks with Mitogen's strategy")
     args = parser.parse_args()
+    strategy_env = mitogen_env() if args.mitogen else {}
     runs = 1 if args.quick else max(1, args.runs)
     result_name = args.name or ("converge-quick" if args.quick else "converge")
 
@@ -121,7 +128,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gf-bench-converge-") as tmp:
         for i in range(runs):
             try:
-                r, fresh, rerun = one_run(i, Path(tmp), args.quick)
+                r, fresh, rerun = one_run(i, Path(tmp), args.quick, strategy_env)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
                 log(f"run {i + 1} failed: {exc}")
                 failures.append(f"run {i + 1}: {exc}")
@@ -194,7 +201,8 @@ def main() -> int:
         "quick": args.quick,
         "rooms": list(ROOM_PORTS),
         "playbook": "deploy-hosts.yml",
-        "connection": "containers.podman.podman",
+        "connection": "podman (Mitogen)" if args.mitogen else "containers.podman.podman",
+        "strategy": "mitogen_linear" if args.mitogen else "linear",
         "callback": "ansible.posix.json (per-task start/end)",
     }
     data = result_document("converge", started, t_start, git, machine, config, failures, summary=summary, runs=raw)

@@ -34,7 +34,7 @@ up() {
     mkdir -p "$STATE"
     chmod 0700 "$STATE"
     log "building the room image (cached when unchanged)"
-    ansible-playbook build-room-image.yml >"$STATE/image.log" 2>&1 || die "image build failed: $(tail -20 "$STATE/image.log")"
+    ansible-playbook build-room-image.yml -e @inventories/local/demo-room.yml >"$STATE/image.log" 2>&1 || die "image build failed: $(tail -20 "$STATE/image.log")"
     if [ ! -s "$STATE/key" ]; then
         (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(32))' >"$STATE/key")
     fi

@@ -206,7 +206,7 @@ EXAMPLES = r"""
       access_log:
         destination_arn: arn:aws:logs:eu-west-1:123456789012:log-group:/godot-fleet/api
         format: '{"id":"$context.requestId","route":"$context.routeKey","status":"$context.status"}'
-  register: rooms_api
+  register: aws_rooms_api
 
 - name: Let the API invoke the function
   amazon.aws.lambda_policy:
@@ -214,7 +214,7 @@ EXAMPLES = r"""
     statement_id: apigateway-rooms
     action: lambda:InvokeFunction
     principal: apigateway.amazonaws.com
-    source_arn: "{{ rooms_api.execution_arn }}/*/*"
+    source_arn: "{{ aws_rooms_api.execution_arn }}/*/*"
     region: eu-west-1
     state: present
 

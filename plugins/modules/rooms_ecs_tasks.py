@@ -13,7 +13,7 @@ description:
   - Lists the tasks of an ECS cluster that are meant to run (desired status RUNNING), stops them and waits until
     they and any task already stopping reached STOPPED. An ECS cluster cannot be deleted while it has tasks, and
     on AWS the network interfaces of Fargate tasks keep their security group and subnets in use until then.
-  - Used by the rooms_cluster role before it deletes the cluster (teardown-aws-rooms.yml).
+  - Used by the aws_rooms_cluster role before it deletes the cluster (teardown-aws-rooms.yml).
   - A cluster that does not exist (or no longer does) has no tasks; nothing changes.
 notes:
   - Needs the IAM actions C(ecs:ListTasks), C(ecs:StopTask) and, with O(wait=true), C(ecs:DescribeTasks).

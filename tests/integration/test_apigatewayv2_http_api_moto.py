@@ -174,7 +174,7 @@ def snapshot(url: str, name: str) -> dict[str, Any] | None:
     }
 
 
-def rooms_api(name: str, **overrides: Any) -> dict[str, Any]:
+def aws_rooms_api(name: str, **overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "name": name,
         "region": REGION,
@@ -193,7 +193,7 @@ def rooms_api(name: str, **overrides: Any) -> dict[str, Any]:
 
 def test_lifecycle(moto: str, tmp_path: Path) -> None:
     name = "gf-httpapi-life"
-    args = rooms_api(name)
+    args = aws_rooms_api(name)
 
     # check mode on a new API: reports the creation, creates nothing
     result = run(tmp_path, moto, args, "--check", "--diff")
@@ -233,7 +233,7 @@ def test_lifecycle(moto: str, tmp_path: Path) -> None:
     # on create change nothing
     assert not run(tmp_path, moto, args)["changed"]
     assert not run(tmp_path, moto, args, "--check", "--diff")["changed"]
-    qualified = rooms_api(name)
+    qualified = aws_rooms_api(name)
     qualified["routes"][0]["target"] = FN + ":3"
     result = run(tmp_path, moto, qualified)
     assert not result["changed"]
@@ -241,7 +241,7 @@ def test_lifecycle(moto: str, tmp_path: Path) -> None:
     assert snapshot(moto, name) == state
 
     # change a target, add and remove routes, change a timeout and CORS: check mode first
-    changed_args = rooms_api(
+    changed_args = aws_rooms_api(
         name,
         routes=[
             {"route_key": "POST /create_server", "target": FN2, "timeout_ms": 8000},

@@ -181,11 +181,11 @@ def nothing_left(url: str, name: str = NAME) -> bool:
         ({"godot_fleet_aws_region": "europe"}, True, "region to deploy to, e.g. eu-west-1 (got 'europe')"),
         ({"godot_fleet_name": "Bad_Fleet"}, True, "(godot_fleet_name in the playbooks) must be lower-case"),
         ({"godot_fleet_room_port": 70000}, True, "(godot_fleet_room_port in the playbooks) must be room ports"),
-        ({"rooms_cluster_cpu": 300}, True, "a Fargate task size (got 300/512"),
-        ({"rooms_cluster_memory": 4096}, True, "a Fargate task size (got 256/4096"),
-        ({"rooms_cluster_memory": -512}, True, "a Fargate task size (got 256/-512"),
-        ({"rooms_api_max_rooms": 0}, True, "rooms_api_max_rooms must be at least 1 (got '0')"),
-        ({"godot_fleet_rooms_subnet_ids": ["subnet-0123456789abcdef0"]}, True, "rooms_network_vpc_id (vpc-...) with"),
+        ({"aws_rooms_cluster_cpu": 300}, True, "a Fargate task size (got 300/512"),
+        ({"aws_rooms_cluster_memory": 4096}, True, "a Fargate task size (got 256/4096"),
+        ({"aws_rooms_cluster_memory": -512}, True, "a Fargate task size (got 256/-512"),
+        ({"aws_rooms_api_max_rooms": 0}, True, "aws_rooms_api_max_rooms must be at least 1 (got '0')"),
+        ({"godot_fleet_rooms_subnet_ids": ["subnet-0123456789abcdef0"]}, True, "aws_network_vpc_id (vpc-...) with"),
         ({"godot_fleet_rooms_api_key": "too-short-a-key"}, True, "(godot_fleet_rooms_api_key in the playbooks)"),
     ],
 )
@@ -310,7 +310,7 @@ def assert_runtime(ecs: Any, ecr: Any, logs: Any, iam: Any) -> str:
     assert container["portMappings"] == [{"containerPort": ROOM_PORT, "hostPort": ROOM_PORT, "protocol": "udp"}]
     assert (container["cpu"], container["memory"], container["stopTimeout"]) == (256, 512, 10)
     assert container["linuxParameters"]["initProcessEnabled"] is True  # SIGTERM reaches the engine
-    assert container["readonlyRootFilesystem"] is False  # the image needs a writable HOME (see rooms_cluster)
+    assert container["readonlyRootFilesystem"] is False  # the image needs a writable HOME (see aws_rooms_cluster)
     assert container["logConfiguration"] == {
         "logDriver": "awslogs",
         "options": {"awslogs-group": f"/ecs/{NAME}-rooms", "awslogs-region": REGION, "awslogs-stream-prefix": "room"},
@@ -740,11 +740,11 @@ def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
     assert changed(out) == 0, out[-5000:]
 
 
-def test_the_room_api_uses_the_table_rooms_registry_table_names(moto: str) -> None:
-    """Renaming the registry table (rooms_registry_table) renames it for the room API too: its ROOM_TABLE and its
+def test_the_room_api_uses_the_table_aws_rooms_registry_table_names(moto: str) -> None:
+    """Renaming the registry table (aws_rooms_registry_table) renames it for the room API too: its ROOM_TABLE and its
     policy follow the registry role's setting, not a name derived from the fleet."""
     name, table = "gf-rooms-table", "gf-rooms-table-renamed"
-    values = extra_vars(godot_fleet_name=name, rooms_registry_table=table)
+    values = extra_vars(godot_fleet_name=name, aws_rooms_registry_table=table)
     rc, out = playbook("deploy-aws-rooms.yml", moto, values)
     assert rc == 0, out[-5000:]
     assert client("dynamodb", moto).describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE"

@@ -76,7 +76,7 @@ def test_the_tarball_holds_the_collection_and_nothing_of_the_checkout(installed_
     # of tests/, only what ansible-test runs in the installed tree
     ansible_test = ("tests/unit/plugins", "tests/sanity", "tests/config.yml", "tests/unit/requirements.txt")
     assert [n for n in names if n.startswith("tests/") and n != "tests/unit" and not n.startswith(ansible_test)] == []
-    # the room API the rooms_api role zips for Lambda, the execution environment's inputs, the cloud inventories
+    # the room API the aws_rooms_api role zips for Lambda, the execution environment's inputs, the cloud inventories
     for wanted in ["room_api/handlers.py", "bindep.txt", "requirements.txt", "inventories/aws/aws_ec2.yml",
                    "inventories/azure/azure_rm.yml", "meta/runtime.yml", "LICENSE"]:  # fmt: skip
         assert wanted in names, wanted

@@ -98,6 +98,7 @@ class Build:
 
     def values(self, **overrides: Any) -> dict[str, Any]:
         values: dict[str, Any] = {
+            **demo_inputs(),
             "rooms_image_name": NAME,
             "rooms_image_base_name": BASE_NAME,
             "rooms_image_build_dir": str(self.build_dir),
@@ -123,7 +124,7 @@ def run_playbook(values: dict[str, Any], *args: str, installed: Path | None = No
 
 
 def demo_inputs() -> dict[str, str]:
-    """The build inputs by name: the installed collection has no dist/ of a checkout to default to."""
+    """The build inputs by name (the playbook has no default: it knows no build)."""
     dist = ROOT / "dist"
     return {
         "godot_fleet_room_version": VERSION,
@@ -192,7 +193,7 @@ def test_rerun_changes_nothing(build: Build) -> None:
 
 def test_check_mode_on_converged_state_changes_nothing(build: Build, installed_collection: Path) -> None:
     """From the installed collection (the build named explicitly): the same roles compute the same images."""
-    values = build.values(**demo_inputs())
+    values = build.values()
     rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
     assert rc == 0, out[-4000:]
     assert changed(out) == 0, changed_tasks(out)
@@ -202,7 +203,7 @@ def test_no_build_is_refused_with_what_to_set(installed_collection: Path, tmp_pa
     values = {"rooms_image_build_dir": str(tmp_path)}  # and no build: the installed collection has no dist/
     rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
     assert rc != 0
-    wanted = "pass -e godot_fleet_room_version=... with godot_fleet_room_pack and godot_fleet_room_runtime_archive"
+    wanted = "rooms_image_version (godot_fleet_room_version in the playbooks, with godot_fleet_room_pack and"
     assert wanted in " ".join(out.split()), out[-3000:]
 
 

@@ -57,7 +57,7 @@ def ensure_room_image() -> str:
             if not BUILD_PLAYBOOK.exists():
                 pytest.fail(f"room image {ROOM_IMAGE} is missing and {BUILD_PLAYBOOK} does not exist")
             proc = subprocess.run(
-                ["ansible-playbook", BUILD_PLAYBOOK.name],
+                ["ansible-playbook", BUILD_PLAYBOOK.name, "-e", "@inventories/local/demo-room.yml"],
                 cwd=ROOT,
                 env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **os.environ},
                 capture_output=True,
