@@ -59,7 +59,7 @@ def ensure_room_image() -> str:
             proc = subprocess.run(
                 ["ansible-playbook", BUILD_PLAYBOOK.name, "-e", "@inventories/local/demo-room.yml"],
                 cwd=ROOT,
-                env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **os.environ},
+                env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **os.environ, "PWD": str(ROOT)},
                 capture_output=True,
                 text=True,
                 check=False,
