@@ -73,8 +73,8 @@ demo-down: ## Remove everything make demo / demo-aws / demo-azure / demo-rooms c
 	@scripts/demo-azure.sh down
 
 bench: venv game room-image ## Benchmarks (figures printed and written to bench/results/)
-	@$(RUN) python bench/converge.py && $(RUN) python bench/rooms.py
-	@$(RUN) python bench/room_create.py && $(RUN) python bench/room_api.py
+	@$(RUN) python -m bench.converge && $(RUN) python -m bench.rooms
+	@$(RUN) python -m bench.room_create && $(RUN) python -m bench.room_api
 
 clean: demo-down ## Remove build outputs (keeps the venv and the images)
 	rm -rf dist .cache/game

@@ -2,174 +2,109 @@
 """AWS benchmark: wall time of `deploy-aws.yml` against the local AWS, fresh up to a client round trip, of a no-op
 re-run, of a check-mode run and of `teardown-aws.yml`; tasks per play and what the time is spent on.
 
-Each run starts a new local AWS (scripts/aws_local.py: moto on a free loopback port, a fresh account) and a new
-local systemd container standing in for instance 0 of the fleet (both timed separately, not part of the deploy),
-then: fresh deploy + ENet probe of both rooms until both answer, no-op re-run (the recap must say changed=0 on
-both hosts), --check run, a small playbook measuring what one no-op AWS module call costs, teardown. Everything it
-started (moto, the container) is stopped at the end of the run, also on failure or SIGTERM.
+Each run starts a new local AWS (testbed.aws: moto on a free loopback port, a fresh account) and a new local systemd
+container standing in for instance 0 of the fleet (both timed separately, not part of the deploy), then: fresh
+deploy + ENet probe of both rooms until both answer, no-op re-run (the recap must say changed=0 on both hosts),
+--check run, a small playbook measuring what one no-op AWS module call costs, teardown. Everything it started (moto,
+the container) is stopped at the end of the run, also on failure or SIGTERM.
 
-    python bench/aws.py [--runs 3] [--quick] [--no-check] [--name NAME]
+    python -m bench.aws [--runs 3] [--quick] [--no-check] [--samples 5] [--name NAME] [--root DIR]
 
-Prints a table and writes bench/results/aws.json (aws-quick.json with --quick).
+--root runs the playbooks, roles and ansible.cfg of another checkout (e.g. a git worktree of an older commit) with
+this checkout's benchmark, test bed and venv. Prints a table and writes bench/results/aws.json (aws-quick.json with
+--quick).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench import cloud
-from bench.common import ROOT, JsonDict, fmt, paths_hash, result_document, table
-from scripts.aws_local import host_down, host_up
+from bench.common import Artifacts, JsonDict, Run, fmt, slowest, table
+from testbed import free_port_block
+from testbed.aws import CREDENTIALS, host_down, host_up, local_aws
 
-FLEET = "gf-bench-aws"  # godot_fleet_name: the Name tag of the instance, prefix of every AWS resource
-BUCKET = "gf-bench-aws-builds"
 REGION = "eu-west-1"
+BUCKET = "gf-bench-aws-builds"
 AMI = "ami-12c6146b"  # an image moto knows
-ROOM_PORTS = (41077, 41078)  # the instance container shares this machine's loopback: rooms on 127.0.0.1:41077-8
-# Dummy credentials: the local AWS accepts any. Nothing else of the caller's AWS_* environment is passed on.
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "gf-bench-access-key", "AWS_SECRET_ACCESS_KEY": "gf-bench-secret-key"}
 AWS = cloud.Cloud(
     kind="aws",
     prefixes=("amazon.aws.", "community.aws."),
+    local="local AWS",
     tasks_label="amazon.aws tasks",
     instance="instance",
-    anonymous_hosts=True,  # instance ids differ per run
-)
-# The files that define what this benchmark measures (common.py's tree hash covers only the host role).
-AWS_MEASURED_PATHS = (
-    "deploy-aws.yml",
-    "teardown-aws.yml",
-    "playbooks/deploy_aws.yml",
-    "playbooks/teardown_aws.yml",
-    "roles/aws_build_store",
-    "roles/aws_identity",
-    "roles/aws_instances",
-    "roles/aws_network",
-    "roles/godot_server",
-    "plugins",
-    "ansible.cfg",
-    "scripts/aws_local.py",
+    fleet="gf-bench-aws",  # the Name tag of the instance, prefix of every AWS resource
+    ports=(41077, 41078),
+    playbooks=("deploy-aws.yml", "teardown-aws.yml"),
+    measured=(
+        "deploy-aws.yml",
+        "teardown-aws.yml",
+        "playbooks/deploy_aws.yml",
+        "playbooks/teardown_aws.yml",
+        "roles/aws_build_store",
+        "roles/aws_identity",
+        "roles/aws_instances",
+        "roles/aws_network",
+        "roles/godot_server",
+        "plugins",
+        "ansible.cfg",
+    ),
+    harness=("testbed/aws.py", "testbed/hosts.py"),
+    anonymous_hosts=True,  # the instance is named by its id, which differs per run
 )
 PHASES = ("fresh", "rerun", "check", "teardown")
 PYTHON_COSTS = ("python_pass", "python_import_boto3", "python_boto3_sts_call")
 
 
-# --- the local AWS -------------------------------------------------------------------------------------------
-
-
-class LocalAws(cloud.LocalServer):
-    """`scripts/aws_local.py serve` as a child process (moto + the instance-credentials stand-in)."""
-
-    endpoint = ""
-
-
-def start_local_aws(log_path: Path, timeout: float = 90.0) -> LocalAws:
-    """Starts a fresh local AWS on a free loopback port and waits for its READY line (timed)."""
-    port = cloud.free_port_block(1, ROOM_PORTS)
-    argv = [sys.executable, str(ROOT / "scripts" / "aws_local.py"), "serve", "--port", str(port)]
-    aws = LocalAws("the local AWS", argv, log_path)
-    for line in aws.wait_ready(timeout):
-        if line.startswith("AWS_ENDPOINT_URL="):
-            aws.endpoint = line.split("=", 1)[1]
-    if not aws.endpoint.startswith("http://127.0.0.1:"):
-        aws.stop()
-        raise RuntimeError(f"the local AWS is not on loopback: {aws.endpoint!r}")
-    return aws
-
-
-# --- one run -------------------------------------------------------------------------------------------------
-
-
-def playbook_env(workdir: Path, endpoint: str) -> dict[str, str]:
-    """The project environment, the local AWS's address, dummy credentials, no other AWS_* variable, no AWS config
-    file, no metadata service."""
-    return cloud.playbook_env(
-        "AWS_",
-        {
-            **CREDENTIALS,
-            "AWS_ENDPOINT_URL": endpoint,
+def one_run(args: argparse.Namespace, state: cloud.RunState, workdir: Path, build: Artifacts, public_key: str) -> None:
+    state.log("starting a fresh local AWS")
+    with cloud.local_cloud(state, local_aws(free_port_block(1, AWS.ports))) as aws:
+        state.out["local_aws"]["endpoint"] = aws.endpoint
+        # the local AWS's address and dummy credentials; no other AWS_* variable, AWS config file or metadata service
+        env = cloud.playbook_env(state.root, "AWS_", {
+            **CREDENTIALS, "AWS_ENDPOINT_URL": aws.endpoint, "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        },
-    )
+        })  # fmt: skip
+        values = {
+            **cloud.fleet_vars(AWS, state.container, public_key, build),
+            "godot_fleet_aws_region": REGION,
+            "godot_fleet_aws_bucket": BUCKET,
+            "godot_fleet_aws_ami_id": AMI,
+        }
 
-
-def extra_vars(container: str, build: cloud.Build, public_key: str) -> JsonDict:
-    """The variables of tests/integration/test_aws.py, with the benchmark's names and ports."""
-    return {
-        **cloud.fleet_vars(FLEET, public_key, build, ROOM_PORTS),
-        "godot_fleet_aws_region": REGION,
-        "godot_fleet_aws_bucket": BUCKET,
-        "godot_fleet_aws_ami_id": AMI,
-        "godot_fleet_aws_host_overrides": cloud.container_overrides(container),
-        **cloud.ROOM_VARS,
-    }
-
-
-def cost_calls(endpoint: str) -> list[tuple[str, JsonDict]]:
-    """The no-op calls measured: debug, ping, aws_caller_info and ec2_vpc_net_info."""
-    aws_args = {"region": REGION, "endpoint_url": endpoint}
-    return [
-        ("ansible.builtin.debug", {"msg": "no module run"}),
-        ("ansible.builtin.ping", {}),
-        ("amazon.aws.aws_caller_info", aws_args),
-        ("amazon.aws.ec2_vpc_net_info", {"filters": {"tag:Name": FLEET}, **aws_args}),
-    ]
-
-
-def python_snippets(endpoint: str) -> dict[str, str]:
-    """A bare interpreter, importing boto3, and import + one STS call (controller Python)."""
-    sts = f"import boto3; boto3.client('sts', endpoint_url={endpoint!r}, region_name={REGION!r}).get_caller_identity()"
-    return dict(zip(PYTHON_COSTS, ("pass", "import boto3", sts), strict=True))
-
-
-def one_run(
-    index: int, workdir: Path, build: cloud.Build, public_key: str, args: argparse.Namespace
-) -> tuple[JsonDict, dict[str, cloud.Run]]:
-    state = cloud.RunState(index, "gf-bench-aws")
-    cloud.require_free_udp(ROOM_PORTS)
-    state.log("starting a fresh local AWS")
-    aws = start_local_aws(workdir / f"aws-{index}.log")
-    try:
-        state.out["local_aws"] = {"endpoint": aws.endpoint, "startup_s": round(aws.startup_s, 3)}
-        env = playbook_env(workdir, aws.endpoint)
-        values = extra_vars(state.container, build, public_key)
-
-        def phase(name: str, playbook: str, *extra: str, label: str = "") -> cloud.Run:
-            result = state.runs[name] = cloud.run_playbook(AWS, ROOT, playbook, values, env, *extra, label=label)
+        def phase(name: str, playbook: str, *extra: str, label: str = "") -> Run:
+            result = state.runs[name] = state.run(playbook, values, env, *extra, label=label)
             return result
 
-        state.log(f"starting {state.container} (instance 0 of {FLEET}) on {aws.endpoint}")
         with cloud.stand_in(
-            state, lambda: host_up(state.container, aws.endpoint, FLEET, 0, REGION), lambda: host_down(state.container)
+            state,
+            lambda: host_up(state.container, aws.endpoint, AWS.fleet, 0, REGION),
+            lambda: host_down(state.container),
         ):
-            cloud.fresh_deploy(state, phase, "deploy-aws.yml", ROOM_PORTS)
-            cloud.noop_rerun(state, phase, "deploy-aws.yml")
+            cloud.fresh_deploy(state, phase)
+            cloud.noop_rerun(state, phase)
             if not args.no_check:
-                cloud.check_mode(state, phase, "deploy-aws.yml")
-
-            state.log(f"cost of one no-op module call ({args.samples} samples each)")
-            book = cloud.module_cost_playbook(
-                workdir / f"module-cost-{index}.yml", cost_calls(aws.endpoint), args.samples
-            )
+                cloud.check_mode(state, phase)
+            aws_args = {"region": REGION, "endpoint_url": aws.endpoint}
+            calls: list[tuple[str, JsonDict]] = [  # the no-op calls measured
+                ("ansible.builtin.debug", {"msg": "no module run"}),
+                ("ansible.builtin.ping", {}),
+                ("amazon.aws.aws_caller_info", aws_args),
+                ("amazon.aws.ec2_vpc_net_info", {"filters": {"tag:Name": AWS.fleet}, **aws_args}),
+            ]
+            # a bare interpreter, importing boto3, and import + one STS call (controller Python)
+            sts = f"import boto3; boto3.client('sts', endpoint_url={aws.endpoint!r}, region_name={REGION!r})"
+            snippets = dict(zip(PYTHON_COSTS, ("pass", "import boto3", f"{sts}.get_caller_identity()"), strict=True))
             state.out["module_cost"] = {
-                **cloud.module_cost(state, cloud.run_playbook(AWS, ROOT, str(book), {}, env)),
-                **cloud.python_costs(python_snippets(aws.endpoint), env, max(3, args.samples // 2), timeout=120),
+                **cloud.module_cost(
+                    state, state.run(cloud.module_cost_playbook(state, workdir, calls, args.samples), {}, env)
+                ),
+                **cloud.python_costs(snippets, env, max(3, args.samples // 2), timeout=120),
             }
-
-            cloud.teardown(state, phase, "teardown-aws.yml")
-    finally:
-        aws.stop()
-    return state.out, state.runs
-
-
-# --- summary -------------------------------------------------------------------------------------------------
+            cloud.teardown(state, phase)
 
 
 def conclusions(summary: JsonDict) -> list[str]:
@@ -193,11 +128,10 @@ def conclusions(summary: JsonDict) -> list[str]:
     return out + cloud.ratio_conclusion(summary)
 
 
-def build_summary(raw: list[JsonDict], runs: list[dict[str, cloud.Run]], requested: int) -> JsonDict:
-    phases = {p: cloud.phase_summary(raw, p, AWS) for p in PHASES}
-    summary = cloud.deploy_summary(raw, requested, phases, "local_aws")
+def build_summary(raw: list[JsonDict], runs: list[dict[str, Run]], requested: int) -> JsonDict:
+    summary = cloud.deploy_summary(raw, requested, AWS, PHASES)
     summary["module_cost"] = cloud.module_cost_summary(raw, PYTHON_COSTS)
-    summary["slowest_tasks"] = {p: cloud.slowest([r[p] for r in runs if p in r], 6) for p in PHASES}
+    summary["slowest_tasks"] = {p: slowest([r[p] for r in runs if p in r], 6) for p in PHASES}
     summary["what_dominates"] = conclusions(summary)
     return summary
 
@@ -214,12 +148,7 @@ def print_report(summary: JsonDict, failures: list[str], warnings: list[str]) ->
     runs = f"{summary['runs_ok']}/{summary['runs_requested']} runs"
     print(f"\ndeploy-aws.yml against the local AWS (moto) + one systemd container as the instance, {runs} (seconds)\n")
     print(table(["figure", "median", "tasks", "s/task", "outside tasks", "samples", "changed / note"], rows))
-    cloud.print_ratio(summary)
-    print(
-        f"not in the deploy: local AWS start-up {fmt(summary['median_local_aws_startup_s'])} s, container up "
-        f"{fmt(summary['median_host_up_s'])} s, container removal {fmt(summary['median_host_down_s'])} s"
-    )
-    cloud.print_plays(summary, PHASES, AWS, ["amazon.aws", "other module", "controller"])
+    cloud.print_ratio_and_plays(summary, PHASES, AWS, ["amazon.aws", "other module", "controller"])
     print("\nCost of one no-op call (median s)\n")
     print(table(["what", "s"], cloud.cost_rows(summary["module_cost"])))
     cloud.print_slowest(
@@ -233,44 +162,15 @@ def print_report(summary: JsonDict, failures: list[str], warnings: list[str]) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    cloud.add_arguments(parser, "local AWS", "aws")
-    args, runs_requested, result_name = cloud.parse_args(parser, "aws")
-    started, git, machine = cloud.start()
-    git["aws_measured_paths"] = list(AWS_MEASURED_PATHS)
-    git["aws_measured_tree_hash"] = paths_hash(ROOT, AWS_MEASURED_PATHS)
-    t_start = time.perf_counter()
-    raw, runs, failures, build = cloud.run_all(
-        "gf-bench-aws", runs_requested, lambda i, workdir, build, key: one_run(i, workdir, build, key, args)
-    )
-
-    summary: JsonDict = (
-        build_summary(raw, runs, runs_requested) if raw else {"runs_ok": 0, "runs_requested": runs_requested}
-    )
-    summary["playbook_warnings"] = cloud.playbook_warnings(runs)
+    args = cloud.arguments(AWS, __doc__)
     config: JsonDict = {
-        **cloud.run_config(args, runs_requested),
-        "playbooks": ["deploy-aws.yml", "teardown-aws.yml"],
         "inventory": "localhost, (the instance is added by deploy-aws.yml, named by its instance id)",
-        "fleet": FLEET,
         "bucket": BUCKET,
         "region": REGION,
         "ami": AMI,
-        "rooms": list(ROOM_PORTS),
-        "godot_server_bind": "127.0.0.1",
-        "build": build.file.name,
-        "release": build.release,
-        "instance_image": cloud.HOST_IMAGE,
-        "instance_connection": "containers.podman.podman (container on the host network, own UTS namespace)",
-        "aws": "scripts/aws_local.py serve (moto, fresh per run, loopback)",
-        "callback": "ansible.posix.json (per-task start/end)",
+        "aws": "testbed.aws (moto, fresh per run, loopback)",
     }
-    data = result_document("aws", started, t_start, git, machine, config, failures, summary=summary, runs=raw)
-    end_hash = paths_hash(ROOT, AWS_MEASURED_PATHS)
-    cloud.warn_if_changed(
-        data, git["aws_measured_tree_hash"], end_hash, "the AWS playbooks/roles changed during the run"
-    )
-    return cloud.finish(result_name, data, raw, failures, lambda: print_report(summary, failures, data["warnings"]))
+    return cloud.main(AWS, args, one_run, build_summary, config, print_report)
 
 
 if __name__ == "__main__":

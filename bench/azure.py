@@ -3,18 +3,18 @@
 no-op re-run, of a check-mode run and of `teardown-azure.yml` (twice); tasks per play, ARM requests and logins, and
 what the time is spent on.
 
-Each run starts a new local Azure (scripts/azure_local.py serve: the ARM test double, the managed-identity stand-in
-and Azurite over HTTPS on a free block of loopback ports, fresh state) and a new local systemd container standing
-in for VM 0 of the fleet (both timed separately, not part of the deploy), then: fresh deploy + ENet probe of both
-rooms until both answer, no-op re-run (the recap must say changed=0 on both hosts), --check run (changed=0, no ARM
-write), a small playbook measuring what one no-op azure.azcollection module call costs, teardown, a second teardown
+Each run starts a new local Azure (testbed.azure: the ARM test double, the managed-identity stand-in and Azurite
+over HTTPS on a free block of loopback ports, fresh state) and a new local systemd container standing in for VM 0
+of the fleet (both timed separately, not part of the deploy), then: fresh deploy + ENet probe of both rooms until
+both answer, no-op re-run (the recap must say changed=0 on both hosts), --check run (changed=0, no ARM write), a
+small playbook measuring what one no-op azure.azcollection module call costs, teardown, a second teardown
 (changed=0). The double's request log gives the ARM requests and logins of every phase and task. Everything it
 started (the local Azure, the container) is stopped at the end of the run, also on failure or SIGTERM.
 
-    python bench/azure.py [--runs 3] [--quick] [--no-check] [--samples 5] [--name NAME] [--root DIR]
+    python -m bench.azure [--runs 3] [--quick] [--no-check] [--samples 5] [--name NAME] [--root DIR]
 
 --root runs the playbooks, roles and ansible.cfg of another checkout (e.g. a git worktree of an older commit) with
-this checkout's benchmark, harness and venv. Prints a table and writes bench/results/azure.json (azure-quick.json
+this checkout's benchmark, test bed and venv. Prints a table and writes bench/results/azure.json (azure-quick.json
 with --quick).
 """
 
@@ -22,56 +22,53 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench import cloud
-from bench.common import ROOT, JsonDict, bench_env, fmt, log, median, paths_hash, result_document, table
-from scripts.azure_local import host_down, host_up
+from bench.common import Artifacts, JsonDict, Run, fmt, log, median, slowest, table
+from testbed import free_port_block
+from testbed.azure import host_down, host_up, local_azure
 
-FLEET = "gf-bench-az"  # godot_fleet_name: prefix of every Azure resource
-VM = f"{FLEET}-0"  # the inventory name of VM 0 (what deploy-azure.yml's add_host calls it)
-GROUP = f"{FLEET}-rg"  # the resource group deploy-azure.yml derives from the fleet name
 ACCOUNT = "gfbenchazbuilds"  # storage account (3-24 lower-case letters and digits)
-ROOM_PORTS = (41177, 41178)  # the VM container shares this machine's loopback: rooms on 127.0.0.1:41177-8
-RETRY_AFTER_S = 1  # the double's Retry-After on long-running operations (tests/arm_double Config.retry_after)
 AZURE = cloud.Cloud(
     kind="azure",
     prefixes=("azure.azcollection.",),
+    local="local Azure",
     tasks_label="azure module tasks",
     instance="VM",
-    request_log=True,  # the double's request log
+    fleet="gf-bench-az",  # prefix of every Azure resource
+    ports=(41177, 41178),
+    playbooks=("deploy-azure.yml", "teardown-azure.yml"),
+    measured=(
+        "deploy-azure.yml",
+        "teardown-azure.yml",
+        "playbooks/deploy_azure.yml",
+        "playbooks/teardown_azure.yml",
+        "roles/azure_build_store",
+        "roles/azure_network",
+        "roles/azure_vm",
+        "roles/godot_server",
+        "plugins",
+        "ansible.cfg",
+    ),
+    harness=("testbed/azure.py", "testbed/hosts.py", "testbed/arm_double"),
 )
+FLEET = AZURE.fleet
+VM = f"{FLEET}-0"  # the inventory name of VM 0 (what deploy-azure.yml's add_host calls it)
+GROUP = f"{FLEET}-rg"  # the resource group deploy-azure.yml derives from the fleet name
+RETRY_AFTER_S = 1  # the double's Retry-After on long-running operations (testbed/arm_double Config.retry_after)
 ARM_HOST = "management.azure.com"
 LOGIN_HOST = "login.microsoftonline.com"
 # ARM writes as tests/integration/test_azure.py counts them (POST is an action: listKeys, ListServiceSas, ...)
 WRITES = frozenset({"PUT", "PATCH", "DELETE"})
 LRO_PATH = re.compile(r"/(operations|operationresults|asyncoperations)/", re.IGNORECASE)
-# The files of --root that define what this benchmark measures.
-AZURE_MEASURED_PATHS = (
-    "deploy-azure.yml",
-    "teardown-azure.yml",
-    "playbooks/deploy_azure.yml",
-    "playbooks/teardown_azure.yml",
-    "roles/azure_build_store",
-    "roles/azure_network",
-    "roles/azure_vm",
-    "roles/godot_server",
-    "plugins",
-    "ansible.cfg",
-)
-# The local Azure is always this checkout's (same harness before and after a change of the roles).
-HARNESS_PATHS = ("scripts/azure_local.py", "scripts/local_hosts.py", "tests/arm_double")
 PHASES = ("fresh", "rerun", "check", "teardown", "teardown2")
 PHASE_TITLES = {
     "fresh": "fresh deploy-azure.yml",
@@ -85,87 +82,17 @@ AZURE_RM_COMMON = "ansible_collections.azure.azcollection.plugins.module_utils.a
 PYTHON_COSTS = ("python_pass", "python_import_azure_rm_common", "python_sdk_login_and_get")
 # The request counts of the slowest tasks (median over the runs): result key, request_counts key.
 SLOWEST_REQUESTS = {"median_arm_requests": "arm", "median_lro_polls": "arm_lro_polls", "median_logins": "logins"}
-
-
-# --- provenance ----------------------------------------------------------------------------------------------
-
-
-def root_git_info(root: Path) -> JsonDict:
-    """Commit and uncommitted changes of the checkout whose playbooks are measured."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout
-
-    porcelain = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
-    links = [p for p in porcelain if (root / p.rstrip("/")).is_symlink()]  # .venv, dist, .cache of a worktree
-    return {
-        "root": str(root),
-        "root_commit": git("rev-parse", "HEAD").strip(),
-        "root_describe": git("log", "-1", "--format=%h %s").strip(),
-        "root_dirty_paths": [p for p in porcelain if p not in links and not p.startswith("bench/")],
-        "root_symlinks": links,
-        "azure_measured_paths": list(AZURE_MEASURED_PATHS),
-        "azure_measured_tree_hash": paths_hash(root, AZURE_MEASURED_PATHS),
-        "harness_paths": list(HARNESS_PATHS),
-        "harness_tree_hash": paths_hash(ROOT, HARNESS_PATHS),
-    }
-
-
-# --- the local Azure -----------------------------------------------------------------------------------------
-
-
-_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class LocalAzure(cloud.LocalServer):
-    """`scripts/azure_local.py serve` as a child process in its own process group (double + identity + Azurite);
-    it stops the double, the identity stand-in and Azurite on SIGTERM."""
-
-    def __init__(self, directory: Path, port: int, log_path: Path) -> None:
-        argv = [sys.executable, str(ROOT / "scripts" / "azure_local.py"), "serve", "--dir", str(directory),
-                "--port", str(port), "--account", ACCOUNT]  # fmt: skip
-        super().__init__("the local Azure", argv, log_path, new_session=True, stop_wait_s=20.0)
-        self.directory = directory
-        self.env: dict[str, str] = {}
-
-    @property
-    def double_url(self) -> str:
-        return self.env["GF_AZURE_DOUBLE"]
-
-    def inspect(self, path: str, method: str = "GET") -> Any:
-        """The double's inspection API (plain HTTP on loopback, never through a proxy)."""
-        request = urllib.request.Request(self.double_url + path, method=method)
-        with _NO_PROXY_OPENER.open(request, timeout=30) as answer:
-            return json.load(answer)
-
-    def requests(self) -> list[JsonDict]:
-        value: list[JsonDict] = self.inspect("/_double/requests")["value"]
-        return value
-
-    def clear_requests(self) -> None:
-        self.inspect("/_double/requests", method="DELETE")
-
-    def resources(self) -> list[JsonDict]:
-        value: list[JsonDict] = self.inspect("/_double/resources")["value"]
-        return value
-
-
-def start_local_azure(directory: Path, log_path: Path, timeout: float = 120.0) -> LocalAzure:
-    """Starts a fresh local Azure on a free block of loopback ports and waits for its READY line (timed)."""
-    azure = LocalAzure(directory, cloud.free_port_block(3, ROOM_PORTS), log_path)
-    azure.wait_ready(timeout)
-    try:
-        azure.env = dict(line.split("=", 1) for line in (directory / "env").read_text().splitlines() if "=" in line)
-        for key in ("GF_AZURE_DOUBLE", "GF_AZURE_IMDS", "GF_AZURE_BLOB", "HTTPS_PROXY"):
-            if not re.match(r"^https?://127\.0\.0\.1:\d+$", azure.env.get(key, "")):
-                raise RuntimeError(f"the local Azure is not on loopback: {key}={azure.env.get(key)!r}")
-    except BaseException:
-        azure.stop()
-        raise
-    return azure
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # --- the double's request log --------------------------------------------------------------------------------
+
+
+def double(env: Mapping[str, str], path: str, method: str = "GET") -> Any:
+    """The double's inspection API (plain HTTP on loopback, never through a proxy): /_double/requests, resources."""
+    request = urllib.request.Request(env["GF_AZURE_DOUBLE"] + path, method=method)
+    with _NO_PROXY.open(request, timeout=30) as answer:
+        return json.load(answer)
 
 
 def request_counts(entries: Sequence[Mapping[str, Any]]) -> JsonDict:
@@ -193,7 +120,7 @@ def arm_write_list(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"{e['method']} {e['path']}" for e in entries if e.get("host") == ARM_HOST and e.get("method") in WRITES]
 
 
-def attribute(run: cloud.Run, entries: Sequence[Mapping[str, Any]]) -> None:
+def attribute(run: Run, entries: Sequence[Mapping[str, Any]]) -> None:
     """The run's request counts, and each task's (a request belongs to the task running when it was logged)."""
     run.requests = request_counts(entries)
     timed = [t for t in run.tasks if t.end > 0]
@@ -209,32 +136,6 @@ def attribute(run: cloud.Run, entries: Sequence[Mapping[str, Any]]) -> None:
     for i, t in enumerate(timed):
         t.requests = request_counts(per_task.get(i, []))
     run.unattributed_requests = unattributed
-
-
-# --- one run -------------------------------------------------------------------------------------------------
-
-
-def playbook_env(root: Path, azure: LocalAzure) -> dict[str, str]:
-    """As tests/integration/test_azure.py: the environment without AZURE_*, plus the harness's (proxy to the double,
-    CA bundle, the fake service principal), plus CONTAINERS_CONF; the ansible.cfg (and so the collection) of --root."""
-    return cloud.playbook_env(
-        "AZURE_",
-        {**azure.env, "ANSIBLE_CONFIG": str(root / "ansible.cfg")},
-    )
-
-
-def extra_vars(azure: LocalAzure, container: str, build: cloud.Build, public_key: str) -> JsonDict:
-    """The variables of tests/integration/test_azure.py, with the benchmark's names and ports."""
-    return {
-        **cloud.fleet_vars(FLEET, public_key, build, ROOM_PORTS),
-        "godot_fleet_azure_storage_account": ACCOUNT,
-        # the local stand-ins: VM 0 is the container, its identity endpoint the harness's (named after the VM)
-        "godot_fleet_azure_host_overrides": cloud.container_overrides(container),
-        "godot_server_azure_identity_endpoint": (
-            f"{azure.env['GF_AZURE_IMDS']}/instance/{VM}/metadata/identity/oauth2/token"
-        ),
-        **cloud.ROOM_VARS,
-    }
 
 
 # The no-op calls measured: debug, ping and two read-only azure modules.
@@ -257,12 +158,13 @@ SDK_CALL = (
 PYTHON_SNIPPETS = dict(zip(PYTHON_COSTS, ("pass", f"import {AZURE_RM_COMMON}", SDK_CALL), strict=True))
 
 
+# --- one run -------------------------------------------------------------------------------------------------
+
+
 def import_profile(top: int = 10) -> JsonDict:
     """python -X importtime of azure_rm_common: its total and its heaviest direct imports (cumulative, seconds)."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {AZURE_RM_COMMON}"],
-        capture_output=True, text=True, env=bench_env(), timeout=180, check=False,
-    )  # fmt: skip
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {AZURE_RM_COMMON}"], capture_output=True,
+                          text=True, timeout=180, check=False)  # fmt: skip
     total = 0.0
     children: list[tuple[str, float]] = []
     for line in proc.stderr.splitlines():
@@ -284,49 +186,51 @@ def import_profile(top: int = 10) -> JsonDict:
     }
 
 
-def one_run(
-    index: int, workdir: Path, build: cloud.Build, public_key: str, args: argparse.Namespace
-) -> tuple[JsonDict, dict[str, cloud.Run]]:
-    root: Path = args.root
-    state = cloud.RunState(index, "gf-bench-az", loadavg_at_start=list(os.getloadavg()))
-    cloud.require_free_udp(ROOM_PORTS)
+def one_run(args: argparse.Namespace, state: cloud.RunState, workdir: Path, build: Artifacts, public_key: str) -> None:
     state.log("starting a fresh local Azure")
-    harness = workdir / f"azure-{index}"
-    azure = start_local_azure(harness, workdir / f"azure-{index}.log")
-    try:
-        state.out["local_azure"] = {
-            "double": azure.double_url,
-            "imds": azure.env["GF_AZURE_IMDS"],
-            "blob": azure.env["GF_AZURE_BLOB"],
-            "startup_s": round(azure.startup_s, 3),
+    harness = workdir / f"azure-{state.index}"
+    port = free_port_block(3, AZURE.ports)
+    with cloud.local_cloud(state, local_azure(harness, [ACCOUNT], port)) as azure:
+        state.out["local_azure"].update(double=azure["GF_AZURE_DOUBLE"], imds=azure["GF_AZURE_IMDS"],
+                                        blob=azure["GF_AZURE_BLOB"])  # fmt: skip
+        # as tests/integration/test_azure.py: no AZURE_* of the caller; the harness's proxy, CA bundle and fake
+        # service principal
+        env = cloud.playbook_env(state.root, "AZURE_", azure)
+        values = {
+            **cloud.fleet_vars(AZURE, state.container, public_key, build),
+            "godot_fleet_azure_storage_account": ACCOUNT,
+            # VM 0's identity endpoint: the harness's stand-in, named after the VM
+            "godot_server_azure_identity_endpoint": (
+                f"{azure['GF_AZURE_IMDS']}/instance/{VM}/metadata/identity/oauth2/token"
+            ),
         }
-        env = playbook_env(root, azure)
-        values = extra_vars(azure, state.container, build, public_key)
         logged: dict[str, list[JsonDict]] = {}  # the double's requests during each phase
 
-        def phase(name: str, playbook: str, *extra: str, label: str = "") -> cloud.Run:
-            azure.clear_requests()
-            result = state.runs[name] = cloud.run_playbook(AZURE, root, playbook, values, env, *extra, label=label)
-            logged[name] = azure.requests()
+        def run(playbook: str | Path, run_values: JsonDict, *extra: str, label: str = "", name: str = "") -> Run:
+            """A playbook run and the requests made to the double during it (logged[name]), attributed to its tasks."""
+            double(azure, "/_double/requests", "DELETE")
+            result = state.run(playbook, run_values, env, *extra, label=label)
+            logged[name] = double(azure, "/_double/requests")["value"]
             attribute(result, logged[name])
             return result
 
-        state.log(f"starting {state.container} (VM 0 of {FLEET}) next to {azure.double_url}")
+        def phase(name: str, playbook: str, *extra: str, label: str = "") -> Run:
+            result = state.runs[name] = run(playbook, values, *extra, label=label, name=name)
+            return result
+
         with cloud.stand_in(state, lambda: host_up(state.container, harness), lambda: host_down(state.container)):
-            cloud.fresh_deploy(state, phase, "deploy-azure.yml", ROOM_PORTS)
-            state.out["resources_after_deploy"] = sorted(str(r.get("type", "")) for r in azure.resources())
-            cloud.noop_rerun(state, phase, "deploy-azure.yml")
+            cloud.fresh_deploy(state, phase)
+            state.out["resources_after_deploy"] = sorted(
+                str(r.get("type", "")) for r in double(azure, "/_double/resources")["value"]
+            )
+            cloud.noop_rerun(state, phase)
             if not args.no_check:
-                cloud.check_mode(state, phase, "deploy-azure.yml")
+                cloud.check_mode(state, phase)
                 writes = arm_write_list(logged["check"])
                 if writes:
                     state.fail(f"check mode wrote to ARM: {writes[:10]}")
 
-            state.log(f"cost of one no-op module call ({args.samples} samples each)")
-            book = cloud.module_cost_playbook(workdir / f"module-cost-{index}.yml", COST_CALLS, args.samples)
-            azure.clear_requests()
-            cost = cloud.run_playbook(AZURE, root, str(book), {}, env)
-            attribute(cost, azure.requests())
+            cost = run(cloud.module_cost_playbook(state, workdir, COST_CALLS, args.samples), {})
             measured = cloud.module_cost(state, cost)
             arm_per_call: dict[str, list[int]] = defaultdict(list)
             logins_per_call: dict[str, list[int]] = defaultdict(list)
@@ -341,21 +245,17 @@ def one_run(
                 **cloud.python_costs(PYTHON_SNIPPETS, env, max(3, args.samples // 2), timeout=180),
             }
 
-            cloud.teardown(state, phase, "teardown-azure.yml")
-            left = [str(r.get("id", "")) for r in azure.resources()]
+            cloud.teardown(state, phase)
+            left = [str(r.get("id", "")) for r in double(azure, "/_double/resources")["value"]]
             if left:
                 state.fail(f"resources left after teardown: {left[:10]}")
 
             state.log("second teardown")
-            again = phase("teardown2", "teardown-azure.yml", label="teardown")
+            again = phase("teardown2", AZURE.playbooks[1], label="teardown")
             if again.rc != 0:
                 state.fail(f"second teardown failed (rc {again.rc}): {again.error}")
             elif again.changed != 0:
                 state.fail(f"second teardown not a no-op: recap {again.stats}")
-    finally:
-        azure.stop()
-        state.out["local_azure_stop_s"] = round(azure.stop_s, 3)
-    return state.out, state.runs
 
 
 # --- summary -------------------------------------------------------------------------------------------------
@@ -399,9 +299,8 @@ def conclusions(summary: JsonDict) -> list[str]:
     return out + cloud.ratio_conclusion(summary)
 
 
-def build_summary(raw: list[JsonDict], runs: list[dict[str, cloud.Run]], requested: int, profile: JsonDict) -> JsonDict:
-    phases = {p: cloud.phase_summary(raw, p, AZURE) for p in PHASES}
-    summary = cloud.deploy_summary(raw, requested, phases, "local_azure", stop=True)
+def build_summary(raw: list[JsonDict], runs: list[dict[str, Run]], requested: int, profile: JsonDict) -> JsonDict:
+    summary = cloud.deploy_summary(raw, requested, AZURE, PHASES)
     costs = [r["module_cost"] for r in raw if "module_cost" in r]
     module_cost = cloud.module_cost_summary(raw, PYTHON_COSTS)
     module_cost["requests_per_call"] = {
@@ -414,7 +313,7 @@ def build_summary(raw: list[JsonDict], runs: list[dict[str, cloud.Run]], request
     summary["module_cost"] = module_cost
     summary["import_profile"] = profile
     summary["slowest_tasks"] = {
-        p: cloud.slowest([r[p] for r in runs if p in r], 8, items=True, requests=SLOWEST_REQUESTS) for p in PHASES
+        p: slowest([r[p] for r in runs if p in r], 8, items=True, requests=SLOWEST_REQUESTS) for p in PHASES
     }
     summary["what_dominates"] = conclusions(summary)
     return summary
@@ -440,13 +339,7 @@ def print_report(summary: JsonDict, failures: list[str], warnings: list[str]) ->
             rows,
         )
     )  # fmt: skip
-    cloud.print_ratio(summary)
-    print(
-        f"not in the deploy: local Azure start-up {fmt(summary['median_local_azure_startup_s'])} s, container up "
-        f"{fmt(summary['median_host_up_s'])} s, container removal {fmt(summary['median_host_down_s'])} s, local Azure"
-        f" stop {fmt(summary['median_local_azure_stop_s'])} s"
-    )
-    cloud.print_plays(summary, PHASES, AZURE, ["azure modules", "other modules", "controller"])
+    cloud.print_ratio_and_plays(summary, PHASES, AZURE, ["azure modules", "other modules", "controller"])
 
     cost = summary["module_cost"]
     per_call = [
@@ -472,68 +365,21 @@ def print_report(summary: JsonDict, failures: list[str], warnings: list[str]) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    cloud.add_arguments(parser, "local Azure", "azure")
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=ROOT,
-        help="checkout whose playbooks, roles and ansible.cfg are run (default: this one)",
-    )
-    args, runs_requested, result_name = cloud.parse_args(parser, "azure")
-    args.root = args.root.resolve()
-    if not (args.root / "deploy-azure.yml").is_file() or not (args.root / "ansible.cfg").is_file():
-        parser.error(f"--root {args.root}: no deploy-azure.yml / ansible.cfg there")
-    started, git, machine = cloud.start()
-    git.update(root_git_info(args.root))
+    args = cloud.arguments(AZURE, __doc__)
     log("profiling the import of azure_rm_common")
     profile = import_profile()
-    t_start = time.perf_counter()
-    raw, runs, failures, build = cloud.run_all(
-        "gf-bench-az", runs_requested, lambda i, workdir, build, key: one_run(i, workdir, build, key, args)
-    )
-
-    summary: JsonDict = (
-        build_summary(raw, runs, runs_requested, profile)
-        if raw
-        else {"runs_ok": 0, "runs_requested": runs_requested, "import_profile": profile}
-    )
-    summary["playbook_warnings"] = cloud.playbook_warnings(runs)
     config: JsonDict = {
-        **cloud.run_config(args, runs_requested),
-        "root": str(args.root),
-        "playbooks": ["deploy-azure.yml", "teardown-azure.yml"],
         "inventory": f"localhost, (VM 0 is added by deploy-azure.yml as {VM})",
-        "fleet": FLEET,
         "resource_group": GROUP,
         "storage_account": ACCOUNT,
-        "rooms": list(ROOM_PORTS),
-        "godot_server_bind": "127.0.0.1",
-        "build": build.file.name,
-        "release": build.release,
-        "vm_image": cloud.HOST_IMAGE,
-        "vm_connection": "containers.podman.podman (container on the host network, own UTS namespace)",
-        "azure": "scripts/azure_local.py serve of this checkout (ARM double, identity, Azurite; fresh per run)",
+        "azure": "testbed.azure of this checkout (ARM double, identity, Azurite; fresh per run)",
         "lro_retry_after_s": RETRY_AFTER_S,
-        "callback": "ansible.posix.json (per-task start/end)",
     }
-    data = result_document("azure", started, t_start, git, machine, config, failures, summary=summary, runs=raw)
-    if args.root != ROOT:  # common.py's tree-hash check is about this checkout's host role, not the one measured
-        data["warnings"] = []
-    cloud.warn_if_changed(
-        data,
-        git["azure_measured_tree_hash"],
-        paths_hash(args.root, AZURE_MEASURED_PATHS),
-        f"the Azure playbooks/roles of {args.root} changed during the run",
-    )
-    cloud.warn_if_changed(
-        data,
-        git["harness_tree_hash"],
-        paths_hash(ROOT, HARNESS_PATHS),
-        "the local Azure harness changed during the run",
-        hash_label="",
-    )
-    return cloud.finish(result_name, data, raw, failures, lambda: print_report(summary, failures, data["warnings"]))
+
+    def summarize(raw: list[JsonDict], runs: list[dict[str, Run]], requested: int) -> JsonDict:
+        return build_summary(raw, runs, requested, profile)
+
+    return cloud.main(AZURE, args, one_run, summarize, config, print_report, {"import_profile": profile})
 
 
 if __name__ == "__main__":

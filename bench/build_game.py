@@ -6,7 +6,7 @@ engine in the godot image - the `exported` artifact alone, then `pack` + `export
 playbook again on the unchanged inputs (the recap must say changed=0). The export task's own duration (the engine
 import + export + packing) is reported beside the playbook's wall time.
 
-    python bench/build_game.py [--runs 3]
+    python -m bench.build_game [--runs 3]
 
 Prints a table and writes bench/results/build_game.json (medians, raw samples, machine information).
 """
@@ -21,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
     JsonDict,
-    PlaybookRun,
+    Run,
     begin,
     fmt,
     log,
@@ -35,14 +33,14 @@ from bench.common import (
     table,
     write_results,
 )
+from testbed import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 GAME = ROOT / "tests" / "games" / "beacon"
 IMAGE = "localhost/godot-fleet/godot:forky"
 VARIANTS = {"exported": ["exported"], "pack+exported+portable": ["pack", "exported", "portable"]}
 
 
-def build(work: Path, dest: Path, artifacts: list[str]) -> PlaybookRun:
+def build(work: Path, dest: Path, artifacts: list[str]) -> Run:
     values = {
         "godot_build_project": str(work / "beacon"),
         "godot_build_dest": str(dest),
@@ -51,13 +49,13 @@ def build(work: Path, dest: Path, artifacts: list[str]) -> PlaybookRun:
         "godot_build_export_template": "/usr/bin/godot-template-release",
         "godot_build_artifacts": artifacts,
     }
-    inventory = work / "vars.json"  # run_playbook takes an inventory: localhost with the build variables
+    inventory = work / "vars.json"  # localhost with the build variables
     inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {"ansible_connection": "local",
                                      "ansible_python_interpreter": sys.executable, **values}}}}))  # fmt: skip
-    return run_playbook(inventory, "localhost", "build-game.yml")
+    return run_playbook("build-game.yml", inventory=inventory)
 
 
-def export_seconds(run: PlaybookRun) -> float | None:
+def export_seconds(run: Run) -> float | None:
     return next((t.seconds for t in run.executed if t.action.endswith("godot_export")), None)
 
 
@@ -78,7 +76,7 @@ def main() -> int:
                 log(f"{variant}: build {index + 1}/{args.runs}")
                 first = build(work, work / "dist", artifacts)
                 again = build(work, work / "dist", artifacts)
-                if first.rc != 0 or again.rc != 0 or again.stats.get("changed") != 0:
+                if first.rc != 0 or again.rc != 0 or again.changed != 0:
                     failures.append(f"{variant} run {index + 1}: {first.error or again.error or again.stats}")
                     continue
                 walls.append(first.wall_s)

@@ -1,11 +1,10 @@
 """Shared parts of the cloud benchmarks (bench/aws.py, bench/azure.py).
 
-Both run a cloud playbook against a local stand-in of the cloud (a child process that prints READY once it serves)
-and one local systemd container standing in for instance/VM 0 of the fleet: fresh deploy up to an ENet round trip
-with both rooms, no-op re-run, --check run, a playbook measuring one no-op module call, teardown. This module holds
-what does not depend on the cloud: ansible-playbook with the ansible.posix.json callback across several hosts, the
-per-play and per-task aggregation, the phases of one run, the summary, the printed tables and the result document.
-What differs between the clouds is described by a `Cloud`.
+Both run a cloud playbook against the local stand-in of the cloud (testbed.aws, testbed.azure) and one local systemd
+container standing in for instance/VM 0 of the fleet: fresh deploy up to an ENet round trip with both rooms, no-op
+re-run, --check run, a playbook measuring one no-op module call, teardown. This module holds what does not depend on
+the cloud: the command line and the runs, the phases of one run, the summary, the printed tables and the result
+document. What differs between the clouds is described by a `Cloud`.
 """
 
 from __future__ import annotations
@@ -14,107 +13,59 @@ import argparse
 import contextlib
 import json
 import os
-import queue
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TypeVar
 
 from bench.common import (
-    CONTROLLER_ACTIONS,
-    JSON_CALLBACK_ENV,
-    ROOT,
+    IMAGE,
+    Artifacts,
     JsonDict,
+    Kinds,
+    Run,
     begin,
-    bench_env,
     fmt,
-    host_cpu_times,
     log,
     median,
+    paths_hash,
+    result_document,
     rounded,
+    run_playbook,
     snapshot_artifacts,
-    span,
     table,
     write_results,
 )
-from tests.probe.enet_probe import probe_many
+from testbed import ROOT
+from testbed.demo import PORTABLE_ROOMS, admin_public_key, local_host_vars
+from testbed.enet_probe import probe_many
 
 TARGET_RATIO = 0.5
 PROBE_DEADLINE_S = 60.0
 ADMIN_CIDR = "198.51.100.7/32"  # TEST-NET-2: only written into the emulated security group, never contacted
-# Actions that never leave the controller process (CONTROLLER_ACTIONS of common.py plus the inventory/include ones).
-CONTROLLER_ONLY = CONTROLLER_ACTIONS | {
-    "ansible.builtin.include_role",
-    "ansible.builtin.import_role",
-    "ansible.builtin.add_host",
-    "ansible.builtin.group_by",
-}
-# The image of the instance/VM stand-in (what scripts/local_hosts.py starts), recorded in the results.
-HOST_IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
-# tests/integration/cloud.py PORTABLE_ROOMS: Debian 12 runs the portable bundle, rooms on loopback only.
-ROOM_VARS: JsonDict = {
-    "godot_server_bind": "127.0.0.1",
-    "godot_server_style": "runtime",
-    "godot_server_executable": "godot",
-    "godot_server_main_pack": "godot-fleet-demo.pck",
-}
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Cloud:
-    """What tells the results and figures of one cloud benchmark from the other's."""
+@dataclass(frozen=True, kw_only=True)
+class Cloud(Kinds):
+    """What tells one cloud benchmark from the other: `kind` (aws, azure: the kind of the cloud modules' tasks,
+    by_kind, median_<kind>_tasks, ..., and the results' name), its modules' `prefixes`, and the rest below."""
 
-    kind: str  # the kind of the cloud modules' tasks: by_kind, median_<kind>_tasks, median_<kind>_share
-    prefixes: tuple[str, ...]  # the actions of that kind
-    tasks_label: str  # how the conclusions call those tasks
+    local: str  # what the local cloud is called: local AWS, local Azure
+    tasks_label: str  # how the conclusions call the cloud modules' tasks
     instance: str  # what the container stands in for
+    fleet: str  # godot_fleet_name, gf-bench-*; the containers are <fleet>-<pid>-<run>
+    ports: tuple[int, int]  # the rooms (the container shares this machine's loopback: on 127.0.0.1)
+    playbooks: tuple[str, str]  # deploy, teardown
+    measured: tuple[str, ...]  # the files of --root that define what is measured
+    harness: tuple[str, ...]  # the files of this checkout's test bed that run the local cloud
     anonymous_hosts: bool = False  # playbook warnings name the instance by what it is (its name differs per run)
-    # The local cloud logs its requests: runs, tasks and phases carry request counts, runs and phases also the
-    # machine's busy cores during the run.
-    request_log: bool = False
-
-    @property
-    def kinds(self) -> tuple[str, str, str]:
-        return (self.kind, "module", "controller")
-
-    def kind_of(self, action: str) -> str:
-        """The cloud's kind (its modules' calls), controller (no module run) or module (any other module run)."""
-        if action.startswith(self.prefixes):
-            return self.kind
-        if not action or action in CONTROLLER_ONLY:
-            return "controller"
-        return "module"
-
-
-# --- the local cloud -----------------------------------------------------------------------------------------
-
-
-def free_port_block(size: int, avoid: Sequence[int]) -> int:
-    """A loopback TCP port P with P..P+size-1 free, chosen by the kernel, none of them in avoid (the room ports)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        block = range(port, port + size)
-        if port + size > 65535 or any(p in block for p in avoid):
-            continue
-        try:
-            for p in block[1:]:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError(f"no block of {size} free loopback ports")
 
 
 def require_free_udp(ports: Sequence[int]) -> None:
@@ -127,332 +78,166 @@ def require_free_udp(ports: Sequence[int]) -> None:
                 raise RuntimeError(f"UDP 127.0.0.1:{port} is in use ({exc}); the rooms need it") from exc
 
 
-class LocalServer:
-    """A local cloud (scripts/*_local.py serve) as a child process that prints READY once it serves; timed from
-    its start to READY (startup_s) and from stop() to its end (stop_s). With new_session it runs in its own process
-    group, whatever is left of the group is killed at the end."""
-
-    def __init__(
-        self, what: str, argv: Sequence[str], log_path: Path, *, new_session: bool = False, stop_wait_s: float = 15.0
-    ) -> None:
-        self.what = what
-        self.log_path = log_path
-        self.new_session = new_session
-        self.stop_wait_s = stop_wait_s
-        self.startup_s = 0.0
-        self.stop_s = 0.0
-        self._t0 = time.perf_counter()
-        with log_path.open("w") as stderr:
-            self.proc = subprocess.Popen(
-                list(argv), stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
-                env=bench_env(), start_new_session=new_session,
-            )  # fmt: skip
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.strip())
-        self._lines.put("")  # EOF
-
-    def wait_ready(self, timeout: float) -> list[str]:
-        """The lines printed before READY (the server is stopped when it exits first or stays silent too long)."""
-        seen: list[str] = []
-        try:
-            while True:
-                remaining = timeout - (time.perf_counter() - self._t0)
-                if remaining <= 0:
-                    raise RuntimeError(f"{self.what} did not print READY within {timeout:.0f} s")
-                try:
-                    line = self._lines.get(timeout=remaining)
-                except queue.Empty:
-                    continue
-                if line == "READY":
-                    break
-                if line == "":
-                    tail = self.log_path.read_text()[-1500:]
-                    raise RuntimeError(f"{self.what} exited (rc {self.proc.poll()}): {tail}")
-                seen.append(line)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_s = time.perf_counter() - self._t0
-        return seen
-
-    def stop(self) -> None:
-        t0 = time.perf_counter()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=self.stop_wait_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        if self.new_session:  # anything left of the process group this benchmark started
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.stop_s = time.perf_counter() - t0
+def playbook_env(root: Path, without: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without the caller's variables starting with `without` (its cloud credentials and
+    settings), plus extra, with the ansible.cfg (and so the collection) of the checkout `root`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(without)}
+    return {**env, **extra, "ANSIBLE_CONFIG": str(root / "ansible.cfg")}
 
 
-# --- ansible-playbook with the JSON callback, several hosts --------------------------------------------------
-
-
-def normalise_action(action: str) -> str:
-    """Short names of the controller-only builtins get their FQCN (role modules keep their own short name)."""
-    full = f"ansible.builtin.{action}"
-    return full if "." not in action and full in CONTROLLER_ONLY else action
-
-
-@dataclass
-class Task:
-    play: int
-    host: str
-    name: str
-    path: str
-    action: str
-    kind: str  # Cloud.kind_of(action)
-    seconds: float
-    changed: bool
-    skipped: bool
-    failed: bool
-    items: int
-    start: float = 0.0  # epoch seconds (a local cloud's request log is in epoch seconds)
-    end: float = 0.0
-    requests: JsonDict = field(default_factory=dict)  # the requests made during the task (Cloud.request_log)
-
-    def doc(self, requests: bool) -> JsonDict:
-        out: JsonDict = {
-            "play": self.play,
-            "host": self.host,
-            "name": self.name,
-            "path": self.path,
-            "action": self.action,
-            "kind": self.kind,
-            "s": round(self.seconds, 3),
-            "changed": self.changed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "items": self.items,
-        }
-        if requests:
-            out["requests"] = self.requests
-        return out
-
-
-@dataclass
-class Play:
-    index: int
-    name: str
-    label: str  # provision (the cloud roles on localhost), configure (the instance/VM), teardown
-    hosts: list[str]
-    wall_s: float
-
-
-@dataclass
-class Run:
-    cloud: Cloud
-    playbook: str
-    wall_s: float
-    rc: int
-    stats: dict[str, dict[str, int]]
-    plays: list[Play]
-    tasks: list[Task]
-    error: str = ""
-    warnings: list[str] = field(default_factory=list)
-    busy_cores: float | None = None  # the whole machine's, during the run
-    requests: JsonDict = field(default_factory=dict)  # the requests of the whole run (Cloud.request_log)
-    unattributed_requests: int = 0  # requests made outside any task (start-up, between tasks)
-
-    @property
-    def executed(self) -> list[Task]:
-        return [t for t in self.tasks if not t.skipped]
-
-    @property
-    def changed(self) -> int:
-        return sum(s.get("changed", 0) for s in self.stats.values())
-
-    def outside_tasks_s(self) -> float:
-        """Wall time not spent in any task: ansible-playbook start-up, inventory, play set-up, callbacks."""
-        return self.wall_s - sum(t.seconds for t in self.tasks)
-
-    def play_summary(self, play: Play) -> JsonDict:
-        tasks = [t for t in self.tasks if t.play == play.index]
-        executed = [t for t in tasks if not t.skipped]
-        by_kind: JsonDict = {}
-        for kind in self.cloud.kinds:
-            chosen = [t for t in executed if t.kind == kind]
-            by_kind[kind] = {"tasks": len(chosen), "s": round(sum(t.seconds for t in chosen), 3)}
-        return {
-            "name": play.name,
-            "label": play.label,
-            "hosts": play.hosts,
-            "wall_s": round(play.wall_s, 3),
-            "tasks_listed": len(tasks),
-            "tasks_executed": len(executed),
-            "tasks_s": round(sum(t.seconds for t in tasks), 3),
-            "s_per_task": round(play.wall_s / len(executed), 3) if executed else None,
-            "median_task_s": round(median(t.seconds for t in executed) or 0.0, 3),
-            "by_kind": by_kind,
-        }
-
-    def summary(self) -> JsonDict:
-        out: JsonDict = {
-            "playbook": self.playbook,
-            "wall_s": round(self.wall_s, 3),
-            "rc": self.rc,
-            "recap": self.stats,
-            "changed": self.changed,
-            "tasks_listed": len(self.tasks),
-            "tasks_executed": len(self.executed),
-            "outside_tasks_s": round(self.outside_tasks_s(), 3),
-        }
-        if self.cloud.request_log:
-            out["requests"] = self.requests
-            out["unattributed_requests"] = self.unattributed_requests
-            out["machine_busy_cores"] = self.busy_cores
-        out["plays"] = [self.play_summary(p) for p in self.plays]
-        out["error"] = self.error
-        out["warnings"] = self.warnings
-        out["tasks"] = [t.doc(self.cloud.request_log) for t in self.tasks]
-        return out
-
-
-def _warnings(result: Mapping[str, Any]) -> list[str]:
-    found: list[str] = []
-    for w in result.get("warnings", []) or []:
-        found.append(f"[WARNING] {w if isinstance(w, str) else w.get('msg', w)}")
-    for d in result.get("deprecations", []) or []:
-        found.append(f"[DEPRECATION] {d.get('msg', d) if isinstance(d, dict) else d}")
-    return found
-
-
-def run_playbook(
-    cloud: Cloud,
-    root: Path,
-    playbook: str,
-    values: JsonDict,
-    env: Mapping[str, str],
-    *args: str,
-    label: str = "",
-    timeout: float = 1800,
-) -> Run:
-    """ansible-playbook -i localhost, ROOT/PLAYBOOK -e JSON, ansible.posix.json callback: every task of every host."""
-    argv = ["ansible-playbook", "-i", "localhost,", str(root / playbook), "-e", json.dumps(values), *args]
-    busy0, total0 = host_cpu_times()
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env), cwd=str(root), timeout=timeout)
-    wall = time.perf_counter() - t0
-    busy1, total1 = host_cpu_times()
-    busy = round((busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1), 3)
-    warnings = [
-        line.strip()
-        for line in proc.stderr.splitlines()
-        if line.lstrip().startswith(("[WARNING]", "[DEPRECATION WARNING]", "[ERROR]"))
-    ]
-    try:
-        doc: JsonDict = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        tail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
-        return Run(cloud, playbook, wall, proc.returncode, {}, [], [], f"no JSON output: {tail}", busy_cores=busy)
-    plays: list[Play] = []
-    tasks: list[Task] = []
-    errors: list[str] = []
-    for index, entry in enumerate(doc.get("plays", [])):
-        play = entry.get("play", {})
-        hosts: list[str] = []
-        for task_entry in entry.get("tasks", []):
-            task = task_entry.get("task", {})
-            start, end, seconds = span(task.get("duration", {}))
-            for host, result in task_entry.get("hosts", {}).items():
-                if host not in hosts:
-                    hosts.append(host)
-                failed = bool(result.get("failed")) and not result.get("ignore_errors", False)
-                if failed:
-                    errors.append(f"{host}: {task.get('name')}: {str(result.get('msg', ''))[:500]}")
-                where = cloud.instance if cloud.anonymous_hosts and host != "localhost" else host
-                warnings += [f"{where}: {task.get('name')}: {w}" for w in _warnings(result)]
-                results = result.get("results")
-                action = normalise_action(str(result.get("action", "")))
-                tasks.append(
-                    Task(
-                        play=index,
-                        host=host,
-                        name=str(task.get("name", "")),
-                        path=str(task.get("path", "")).replace(str(root) + "/", ""),
-                        action=action,
-                        kind=cloud.kind_of(action),
-                        seconds=seconds,
-                        changed=bool(result.get("changed")),
-                        skipped=bool(result.get("skipped")),
-                        failed=failed,
-                        items=len(results) if isinstance(results, list) else 0,
-                        start=start,
-                        end=end,
-                    )
-                )
-        play_label = label or ("provision" if hosts == ["localhost"] or not hosts else "configure")
-        plays.append(Play(index, str(play.get("name", "")), play_label, hosts, span(play.get("duration", {}))[2]))
-    stats = {h: {k: int(v) for k, v in s.items()} for h, s in doc.get("stats", {}).items()}
-    if proc.returncode != 0 and not errors:
-        errors.append(proc.stderr.strip()[-1500:])
-    unique_warnings = list(dict.fromkeys(warnings))
-    return Run(
-        cloud, playbook, wall, proc.returncode, stats, plays, tasks, "; ".join(errors), unique_warnings, busy_cores=busy
-    )
+def fleet_vars(cloud: Cloud, container: str, public_key: str, build: Artifacts) -> JsonDict:
+    """The variables of tests/integration/test_<cloud>.py every cloud shares, with the benchmark's names and ports:
+    instance/VM 0 is the local container, the portable rooms on loopback."""
+    return {
+        "godot_fleet_name": cloud.fleet,
+        "godot_fleet_admin_cidr": ADMIN_CIDR,
+        "godot_fleet_ssh_public_key": public_key,
+        "godot_fleet_build_file": str(build.file),
+        "godot_server_version": build.release,
+        "godot_server_ports": list(cloud.ports),
+        f"godot_fleet_{cloud.kind}_host_overrides": [local_host_vars(container)],
+        **PORTABLE_ROOMS,
+    }
 
 
 # --- one run -------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Build:
-    file: Path
-    release: str
+class RunState:
+    """One run: its document (`out`, what the results keep of it), its Runs by phase, its failures (also in `out`
+    until run_all takes them out), the name of the container standing in for the instance/VM, and the checkout
+    whose playbooks run."""
+
+    def __init__(self, cloud: Cloud, index: int, root: Path) -> None:
+        self.cloud = cloud
+        self.index = index
+        self.root = root
+        self.runs: dict[str, Run] = {}
+        self.failures: list[str] = []
+        self.container = f"{cloud.fleet}-{os.getpid()}-{index}"
+        self.out: JsonDict = {"run": index + 1, "loadavg_at_start": list(os.getloadavg()), "failures": self.failures,
+                              "container": self.container}  # fmt: skip
+
+    def log(self, message: str) -> None:
+        log(f"run {self.index + 1}: {message}")
+
+    def fail(self, message: str) -> None:
+        self.failures.append(f"run {self.index + 1}: {message}")
+
+    def run(self, playbook: str | Path, values: JsonDict, env: Mapping[str, str], *args: str, label: str = "") -> Run:
+        """A playbook of --root; its plays labelled `label`, else provision (on localhost) or configure."""
+        cloud = self.cloud
+        anonymous = cloud.instance if cloud.anonymous_hosts else ""
+        result = run_playbook(playbook, values, *args, env=env, root=self.root, kinds=cloud, anonymous=anonymous,
+                              timeout=1800)  # fmt: skip
+        for play in result.plays:
+            play.label = label or ("provision" if play.hosts in ([], ["localhost"]) else "configure")
+        return result
 
 
-def snapshot_build(dest: Path, attempts: int = 10) -> Build:
-    """The portable demo build and its release label, copied out of dist/ (a rebuild during the run changes nothing)."""
-    for _ in range(attempts):
-        before = (ROOT / "dist" / "RELEASE").read_text().strip()
-        artifacts = snapshot_artifacts(dest)
-        shutil.copyfile(ROOT / "dist" / "RELEASE", dest / "RELEASE")
-        if (dest / "RELEASE").read_text().strip() == before:
-            return Build(artifacts.directory / artifacts.archive, before)
-        time.sleep(5)
-    raise RuntimeError("dist/RELEASE keeps changing (a rebuild is running)")
+@contextlib.contextmanager
+def local_cloud(state: RunState, launcher: contextlib.AbstractContextManager[T]) -> Iterator[T]:
+    """The local cloud of a run (a testbed launcher), its start-up until it serves (local_<kind>.startup_s) and its
+    stop (local_<kind>_stop_s) timed."""
+    key = f"local_{state.cloud.kind}"
+    stack = contextlib.ExitStack()
+    t0 = time.perf_counter()
+    server = stack.enter_context(launcher)
+    state.out[key] = {"startup_s": round(time.perf_counter() - t0, 3)}
+    try:
+        yield server
+    finally:
+        t_stop = time.perf_counter()
+        stack.close()
+        state.out[f"{key}_stop_s"] = round(time.perf_counter() - t_stop, 3)
 
 
-def playbook_env(without: str, extra: Mapping[str, str]) -> dict[str, str]:
-    """The project environment without the caller's variables starting with `without` (its cloud credentials and
-    settings), plus extra, plus the JSON callback."""
-    env = {k: v for k, v in bench_env().items() if not k.startswith(without)}
-    env.update(extra)
-    env.update(JSON_CALLBACK_ENV)
-    return env
+@contextlib.contextmanager
+def stand_in(state: RunState, up: Callable[[], object], down: Callable[[], object]) -> Iterator[None]:
+    """The container standing in for the instance/VM: up (host_up_s), the phases, then, also when they fail, down
+    (host_down_s) and the summary of every phase that ran into the run's document."""
+    state.log(f"starting {state.container} ({state.cloud.instance} 0 of {state.cloud.fleet})")
+    t0 = time.perf_counter()
+    try:
+        up()
+        state.out["host_up_s"] = round(time.perf_counter() - t0, 3)
+        yield
+    finally:
+        t_down = time.perf_counter()
+        down()
+        state.out["host_down_s"] = round(time.perf_counter() - t_down, 3)
+        for name, r in state.runs.items():
+            state.out[name] = r.summary()
 
 
-def fleet_vars(fleet: str, public_key: str, build: Build, ports: Sequence[int]) -> JsonDict:
-    """The variables of tests/integration/test_<cloud>.py every cloud shares, with the benchmark's names and ports."""
-    return {
-        "godot_fleet_name": fleet,
-        "godot_fleet_admin_cidr": ADMIN_CIDR,
-        "godot_fleet_ssh_public_key": public_key,
-        "godot_fleet_build_file": str(build.file),
-        "godot_server_version": build.release,
-        "godot_server_ports": list(ports),
-    }
+Phase = Callable[..., Run]  # (name, playbook, *args, label=""): a playbook run as the phase `name` of the run
 
 
-def container_overrides(container: str) -> list[JsonDict]:
-    """godot_fleet_<cloud>_host_overrides: instance/VM 0 is the local container, reached over podman."""
-    return [{"ansible_host": container, "ansible_connection": "containers.podman.podman", "ansible_user": "root"}]
+def wait_round_trip(ports: Sequence[int]) -> tuple[float, int, list[JsonDict]]:
+    """Probes both rooms (ENet handshake + RAW echo) in rounds until both answer: (seconds, rounds, last results)."""
+    targets = [f"127.0.0.1:{p}" for p in ports]
+    t0 = time.perf_counter()
+    rounds = 0
+    while True:
+        rounds += 1
+        results = probe_many(targets, timeout=2.0)
+        if all(r.ok for r in results):
+            return time.perf_counter() - t0, rounds, [asdict(r) for r in results]
+        if time.perf_counter() - t0 > PROBE_DEADLINE_S:
+            raise RuntimeError(f"the rooms did not answer within {PROBE_DEADLINE_S:.0f} s: {results}")
+        time.sleep(0.2)
 
 
-def module_cost_playbook(path: Path, calls: Sequence[tuple[str, JsonDict]], samples: int) -> Path:
-    """One play on localhost: `samples` separate tasks of each (action, arguments) of calls."""
+def fresh_deploy(state: RunState, phase: Phase) -> Run:
+    """The fresh deploy, then ENet probes until both rooms answer (fresh_to_round_trip_s, probe)."""
+    playbook = state.cloud.playbooks[0]
+    state.log(f"fresh {playbook}")
+    t_fresh = time.perf_counter()
+    fresh = phase("fresh", playbook)
+    if fresh.rc != 0:
+        raise RuntimeError(f"fresh deploy failed (rc {fresh.rc}): {fresh.error}")
+    probe_s, rounds, probes = wait_round_trip(state.cloud.ports)
+    state.out["fresh_to_round_trip_s"] = round(time.perf_counter() - t_fresh, 3)
+    state.out["probe"] = {"s": round(probe_s, 3), "rounds": rounds, "results": probes}
+    return fresh
+
+
+def noop_rerun(state: RunState, phase: Phase) -> Run:
+    """The same deploy again: the recap of both hosts must say changed=0."""
+    state.log("no-op re-run")
+    rerun = phase("rerun", state.cloud.playbooks[0])
+    if rerun.rc != 0:
+        raise RuntimeError(f"re-run failed (rc {rerun.rc}): {rerun.error}")
+    if rerun.changed != 0 or len(rerun.stats) != 2:
+        state.fail(f"re-run not a no-op: recap {rerun.stats}")
+    return rerun
+
+
+def check_mode(state: RunState, phase: Phase) -> Run:
+    """The deploy with --check on the converged state: it must succeed and change nothing on both hosts."""
+    state.log("--check on the converged state")
+    check = phase("check", state.cloud.playbooks[0], "--check")
+    if check.rc != 0:
+        state.fail(f"check mode failed (rc {check.rc}): {check.error}")
+    elif check.changed != 0 or len(check.stats) != 2:
+        state.fail(f"check mode reports changes: recap {check.stats}")
+    return check
+
+
+def teardown(state: RunState, phase: Phase) -> Run:
+    """The teardown playbook (one play, labelled teardown): it must succeed and change something."""
+    state.log(state.cloud.playbooks[1])
+    result = phase("teardown", state.cloud.playbooks[1], label="teardown")
+    if result.rc != 0:
+        raise RuntimeError(f"teardown failed (rc {result.rc}): {result.error}")
+    if result.changed == 0:
+        state.fail("teardown changed nothing")
+    return result
+
+
+def module_cost_playbook(state: RunState, workdir: Path, calls: Sequence[tuple[str, JsonDict]], samples: int) -> Path:
+    """A playbook of one play on localhost: `samples` separate tasks of each (action, arguments) of calls."""
+    state.log(f"cost of one no-op module call ({samples} samples each)")
     tasks = [{"name": f"{action} {i}", action: args} for i in range(samples) for action, args in calls]
     play = {
         "name": "Cost of one no-op module call",
@@ -462,28 +247,9 @@ def module_cost_playbook(path: Path, calls: Sequence[tuple[str, JsonDict]], samp
         "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
         "tasks": tasks,
     }
+    path = workdir / f"module-cost-{state.index}.yml"
     path.write_text(json.dumps([play], indent=2) + "\n")  # YAML is a superset of JSON
     return path
-
-
-class RunState:
-    """One run: its document (`out`, what the results keep of it), its Runs by phase, its failures (also in `out`
-    until run_all takes them out) and the name of the container standing in for the instance/VM."""
-
-    def __init__(self, index: int, prefix: str, **first: Any) -> None:
-        self.index = index
-        self.out: JsonDict = {"run": index + 1, **first}
-        self.runs: dict[str, Run] = {}
-        self.failures: list[str] = []
-        self.out["failures"] = self.failures
-        self.container = f"{prefix}-{os.getpid()}-{index}"
-        self.out["container"] = self.container
-
-    def log(self, message: str) -> None:
-        log(f"run {self.index + 1}: {message}")
-
-    def fail(self, message: str) -> None:
-        self.failures.append(f"run {self.index + 1}: {message}")
 
 
 def module_cost(state: RunState, cost: Run) -> JsonDict:
@@ -515,170 +281,126 @@ def python_costs(snippets: Mapping[str, str], env: Mapping[str, str], samples: i
     return out
 
 
-def wait_round_trip(ports: Sequence[int]) -> tuple[float, int, list[JsonDict]]:
-    """Probes both rooms (ENet handshake + RAW echo) in rounds until both answer: (seconds, rounds, last results)."""
-    targets = [f"127.0.0.1:{p}" for p in ports]
-    t0 = time.perf_counter()
-    rounds = 0
-    while True:
-        rounds += 1
-        results = probe_many(targets, timeout=2.0)
-        if all(r.ok for r in results):
-            return time.perf_counter() - t0, rounds, [asdict(r) for r in results]
-        if time.perf_counter() - t0 > PROBE_DEADLINE_S:
-            raise RuntimeError(f"the rooms did not answer within {PROBE_DEADLINE_S:.0f} s: {results}")
-        time.sleep(0.2)
+# --- the benchmark -------------------------------------------------------------------------------------------
+
+OneRun = Callable[[argparse.Namespace, RunState, Path, Artifacts, str], None]
 
 
-class Phase(Protocol):
-    """Runs a playbook of the benchmark as the phase `name` of the current run (and keeps its Run under that name)."""
-
-    def __call__(self, name: str, playbook: str, *extra: str, label: str = "") -> Run: ...
-
-
-@contextlib.contextmanager
-def stand_in(state: RunState, up: Callable[[], object], down: Callable[[], object]) -> Iterator[None]:
-    """The container standing in for the instance/VM: up (host_up_s), the phases, then, also when they fail, down
-    (host_down_s) and the summary of every phase that ran into the run's document."""
-    t0 = time.perf_counter()
-    try:
-        up()
-        state.out["host_up_s"] = round(time.perf_counter() - t0, 3)
-        yield
-    finally:
-        t_down = time.perf_counter()
-        down()
-        state.out["host_down_s"] = round(time.perf_counter() - t_down, 3)
-        for name, r in state.runs.items():
-            state.out[name] = r.summary()
-
-
-def fresh_deploy(state: RunState, phase: Phase, playbook: str, ports: Sequence[int]) -> Run:
-    """The fresh deploy, then ENet probes until both rooms answer (fresh_to_round_trip_s, probe)."""
-    state.log(f"fresh {playbook}")
-    t_fresh = time.perf_counter()
-    fresh = phase("fresh", playbook)
-    if fresh.rc != 0:
-        raise RuntimeError(f"fresh deploy failed (rc {fresh.rc}): {fresh.error}")
-    probe_s, rounds, probes = wait_round_trip(ports)
-    state.out["fresh_to_round_trip_s"] = round(time.perf_counter() - t_fresh, 3)
-    state.out["probe"] = {"s": round(probe_s, 3), "rounds": rounds, "results": probes}
-    return fresh
-
-
-def noop_rerun(state: RunState, phase: Phase, playbook: str) -> Run:
-    """The same deploy again: the recap of both hosts must say changed=0."""
-    state.log("no-op re-run")
-    rerun = phase("rerun", playbook)
-    if rerun.rc != 0:
-        raise RuntimeError(f"re-run failed (rc {rerun.rc}): {rerun.error}")
-    if rerun.changed != 0 or len(rerun.stats) != 2:
-        state.fail(f"re-run not a no-op: recap {rerun.stats}")
-    return rerun
-
-
-def check_mode(state: RunState, phase: Phase, playbook: str) -> Run:
-    """The deploy with --check on the converged state: it must succeed and change nothing on both hosts."""
-    state.log("--check on the converged state")
-    check = phase("check", playbook, "--check")
-    if check.rc != 0:
-        state.fail(f"check mode failed (rc {check.rc}): {check.error}")
-    elif check.changed != 0 or len(check.stats) != 2:
-        state.fail(f"check mode reports changes: recap {check.stats}")
-    return check
-
-
-def teardown(state: RunState, phase: Phase, playbook: str) -> Run:
-    """The teardown playbook (one play, labelled teardown): it must succeed and change something."""
-    state.log(playbook)
-    result = phase("teardown", playbook, label="teardown")
-    if result.rc != 0:
-        raise RuntimeError(f"teardown failed (rc {result.rc}): {result.error}")
-    if result.changed == 0:
-        state.fail("teardown changed nothing")
-    return result
-
-
-# --- all runs ------------------------------------------------------------------------------------------------
-
-OneRun = Callable[[int, Path, Build, str], tuple[JsonDict, dict[str, Run]]]
-
-
-def add_arguments(parser: argparse.ArgumentParser, local: str, name: str) -> None:
-    """--runs, --quick, --no-check, --samples, --name (results file name: NAME, NAME-quick by default)."""
-    parser.add_argument("--runs", type=int, default=3, help=f"runs, each on a fresh {local} and container (default 3)")
+def arguments(cloud: Cloud, doc: str | None) -> argparse.Namespace:
+    """--runs, --quick, --no-check, --samples, --name (results file name: <kind>, <kind>-quick by default), --root;
+    the number of runs asked for as `requested`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--runs", type=int, default=3, help=f"runs, each on a fresh {cloud.local} and container")
     parser.add_argument("--quick", action="store_true", help="one run (overrides --runs)")
     parser.add_argument("--no-check", action="store_true", help="skip the --check run on the converged state")
     parser.add_argument("--samples", type=int, default=5, help="samples of each no-op module call per run (default 5)")
-    parser.add_argument("--name", default=None, help=f"results file name (default {name}, {name}-quick)")
-
-
-def parse_args(parser: argparse.ArgumentParser, name: str) -> tuple[argparse.Namespace, int, str]:
-    """The arguments, the number of runs asked for and the results file name."""
+    parser.add_argument("--name", default=None, help=f"results file name (default {cloud.kind}, {cloud.kind}-quick)")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="checkout whose playbooks, roles and ansible.cfg are run (default: this one)")  # fmt: skip
     args = parser.parse_args()
+    args.root = args.root.resolve()
+    if not all((args.root / f).is_file() for f in (*cloud.playbooks, "ansible.cfg")):
+        parser.error(f"--root {args.root}: no {' / '.join(cloud.playbooks)} / ansible.cfg there")
     args.samples = max(1, args.samples)
-    requested = 1 if args.quick else max(1, args.runs)
-    return args, requested, args.name or (f"{name}-quick" if args.quick else name)
+    args.requested = 1 if args.quick else max(1, args.runs)
+    args.name = args.name or (f"{cloud.kind}-quick" if args.quick else cloud.kind)
+    return args
 
 
-def start() -> tuple[str, JsonDict, JsonDict]:
-    """CONTAINERS_CONF for the harness (scripts/*_local.py run podman with this process's environment), then
-    common.begin: signal handlers, the start date, git and machine information."""
-    os.environ["CONTAINERS_CONF"] = bench_env()["CONTAINERS_CONF"]
-    return begin()
+def root_git_info(cloud: Cloud, root: Path) -> JsonDict:
+    """Commit and uncommitted changes of the checkout whose playbooks are measured, the hash of its measured files
+    and of this checkout's test bed that runs the local cloud."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout
+
+    porcelain = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
+    links = [p for p in porcelain if (root / p.rstrip("/")).is_symlink()]  # .venv, dist, .cache of a worktree
+    return {
+        "root": str(root),
+        "root_commit": git("rev-parse", "HEAD").strip(),
+        "root_describe": git("log", "-1", "--format=%h %s").strip(),
+        "root_dirty_paths": [p for p in porcelain if p not in links and not p.startswith("bench/")],
+        "root_symlinks": links,
+        f"{cloud.kind}_measured_paths": list(cloud.measured),
+        f"{cloud.kind}_measured_tree_hash": paths_hash(root, cloud.measured),
+        "harness_paths": list(cloud.harness),
+        "harness_tree_hash": paths_hash(ROOT, cloud.harness),
+    }
 
 
-def run_all(
-    prefix: str, requested: int, one_run: OneRun
-) -> tuple[list[JsonDict], list[dict[str, Run]], list[str], Build]:
-    """In a temporary directory: a snapshot of the build, an admin SSH key, then `requested` runs. Returns the
-    documents of the runs that completed, their Runs by phase, the failures and the build."""
+def main(
+    cloud: Cloud,
+    args: argparse.Namespace,
+    one_run: OneRun,
+    summarize: Callable[[list[JsonDict], list[dict[str, Run]], int], JsonDict],
+    config: JsonDict,
+    report: Callable[[JsonDict, list[str], list[str]], None],
+    no_runs: JsonDict | None = None,
+) -> int:
+    """The benchmark: `args.requested` runs in a temporary directory (a snapshot of the build, an admin SSH key),
+    each with a RunState, then the summary (`no_runs` when no run completed), the result document (`config` added to
+    the shared configuration) and the report; the exit status."""
+    started, git, machine = begin()
+    git.update(root_git_info(cloud, args.root))
+    t_start = time.perf_counter()
     raw: list[JsonDict] = []
     runs: list[dict[str, Run]] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{cloud.fleet}-") as tmp:
         workdir = Path(tmp)
-        build = snapshot_build(workdir / "artifacts")
-        key = workdir / "admin"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", prefix, "-f", str(key)], check=True)
-        public_key = (workdir / "admin.pub").read_text().strip()
-        for i in range(requested):
+        build = snapshot_artifacts(workdir / "artifacts")
+        public_key = admin_public_key(workdir)
+        for i in range(args.requested):
+            state = RunState(cloud, i, args.root)
             try:
-                r, run_docs = one_run(i, workdir, build, public_key)
+                require_free_udp(cloud.ports)
+                one_run(args, state, workdir, build, public_key)
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 log(f"run {i + 1} failed: {exc}")
                 failures.append(f"run {i + 1}: {exc}")
                 continue
-            failures += r.pop("failures")
-            raw.append(r)
-            runs.append(run_docs)
-    return raw, runs, failures, build
+            failures += state.out.pop("failures")
+            raw.append(state.out)
+            runs.append(state.runs)
 
-
-def playbook_warnings(runs: list[dict[str, Run]]) -> list[str]:
-    return list(dict.fromkeys(w for r in runs for run in r.values() for w in run.warnings))
-
-
-def run_config(args: argparse.Namespace, requested: int) -> JsonDict:
-    return {
-        "runs": requested,
+    summary = (
+        summarize(raw, runs, args.requested)
+        if raw
+        else {"runs_ok": 0, "runs_requested": args.requested, **(no_runs or {})}
+    )
+    summary["playbook_warnings"] = list(dict.fromkeys(w for r in runs for run in r.values() for w in run.warnings))
+    config = {
+        "runs": args.requested,
         "quick": args.quick,
         "check_run": not args.no_check,
         "module_cost_samples": args.samples,
+        "root": str(args.root),
+        "playbooks": list(cloud.playbooks),
+        "fleet": cloud.fleet,
+        "rooms": list(cloud.ports),
+        "godot_server_bind": PORTABLE_ROOMS["godot_server_bind"],
+        "build": build.file.name,
+        "release": build.release,
+        f"{cloud.instance.lower()}_image": IMAGE,
+        f"{cloud.instance.lower()}_connection": "containers.podman.podman (container on the host network, own UTS"
+        " namespace)",
+        **config,
+        "callback": "ansible.posix.json (per-task start/end)",
     }
+    data = result_document(cloud.kind, started, t_start, git, machine, config, failures, summary=summary, runs=raw)
+    if args.root != ROOT:  # common.py's tree-hash check is about this checkout's host role, not the one measured
+        data["warnings"] = []
+    for what, key, base, paths in (
+        (f"the playbooks/roles of {args.root}", f"{cloud.kind}_measured_tree_hash", args.root, cloud.measured),
+        ("the local cloud (testbed)", "harness_tree_hash", ROOT, cloud.harness),
+    ):
+        if paths_hash(base, paths) != git[key]:
+            data["warnings"].append(f"{what} changed during the run ({git[key]} -> {paths_hash(base, paths)})")
 
-
-def warn_if_changed(data: JsonDict, before: str, after: str, what: str, hash_label: str = "tree hash ") -> None:
-    """A warning in the result document when a hash of measured files changed during the run."""
-    if after != before:
-        data["warnings"].append(f"{what} ({hash_label}{before} -> {after})")
-
-
-def finish(name: str, data: JsonDict, raw: list[JsonDict], failures: list[str], report: Callable[[], None]) -> int:
-    """Writes the results, prints the report (or only the failures when no run completed) and the exit status."""
-    path = write_results(name, data)
+    path = write_results(args.name, data)
     if raw:
-        report()
+        report(summary, failures, data["warnings"])
     else:
         for f in failures:
             print(f"FAILURE: {f}")
@@ -687,30 +409,6 @@ def finish(name: str, data: JsonDict, raw: list[JsonDict], failures: list[str], 
 
 
 # --- summary -------------------------------------------------------------------------------------------------
-
-
-def slowest(
-    runs: list[Run], count: int, items: bool = False, requests: Mapping[str, str] | None = None
-) -> list[JsonDict]:
-    """The slowest executed tasks by median duration over the runs (keyed by play label and task name), with their
-    items if asked, and the median of each of `requests` (result key: key of the tasks' request counts)."""
-    samples: dict[tuple[str, str], list[Task]] = defaultdict(list)
-    for r in runs:
-        labels = {p.index: p.label for p in r.plays}
-        for t in r.executed:
-            samples[(labels.get(t.play, "?"), t.name)].append(t)
-    ranked = sorted(samples.items(), key=lambda kv: median(t.seconds for t in kv[1]) or 0.0, reverse=True)[:count]
-    out: list[JsonDict] = []
-    for (play, name), tasks in ranked:
-        doc: JsonDict = {"play": play, "task": name, "action": tasks[-1].action}
-        if items:
-            doc["items"] = tasks[-1].items
-        doc["median_s"] = round(median(t.seconds for t in tasks) or 0.0, 3)
-        doc["samples_s"] = [round(t.seconds, 3) for t in tasks]
-        for key, counted in (requests or {}).items():
-            doc[key] = median(int(t.requests.get(counted, 0)) for t in tasks)
-        out.append(doc)
-    return out
 
 
 def phase_summary(raw: list[JsonDict], phase: str, cloud: Cloud) -> JsonDict:
@@ -743,30 +441,30 @@ def phase_summary(raw: list[JsonDict], phase: str, cloud: Cloud) -> JsonDict:
         "median_s_per_task": rounded(med / tasks) if med and tasks else None,
         "median_outside_tasks_s": rounded(median(d["outside_tasks_s"] for d in docs)),
         "changed": [d["changed"] for d in docs],
+        "machine_busy_cores": [d.get("machine_busy_cores") for d in docs],
     }
-    if cloud.request_log:
-        out["machine_busy_cores"] = [d.get("machine_busy_cores") for d in docs]
     out.update({f"median_{kind}_tasks_s": rounded(median(v)) for kind, v in kind_s.items()})
     for kind in (cloud.kind, "module"):
         out[f"median_{kind}_share"] = rounded(median(s / d["wall_s"] for s, d in zip(kind_s[kind], docs, strict=True)))
-    if cloud.request_log:
-        request_keys = list(docs[0].get("requests", {}))
-        out["requests"] = {k: median(d["requests"].get(k, 0) for d in docs) for k in request_keys}
+    if docs[0].get("requests"):
+        out["requests"] = {k: median(d["requests"].get(k, 0) for d in docs) for k in docs[0]["requests"]}
         out["requests_per_run"] = [d.get("requests", {}) for d in docs]
     out["plays"] = plays
     return out
 
 
-def deploy_summary(raw: list[JsonDict], requested: int, phases: JsonDict, local: str, stop: bool = False) -> JsonDict:
-    """Round trip, phase medians, the re-run / fresh ratio, the local cloud's start-up (`local`: the key of its
-    document in a run; with stop also its stop), the container up and down, the phases."""
+def deploy_summary(raw: list[JsonDict], requested: int, cloud: Cloud, phases: Sequence[str]) -> JsonDict:
+    """Round trip, phase medians, the re-run / fresh ratio, the local cloud's start-up and stop, the container up
+    and down, the phases."""
+    summaries = {p: phase_summary(raw, p, cloud) for p in phases}
     fresh_s = [r["fresh"]["wall_s"] for r in raw if "fresh" in r]
     rerun_s = [r["rerun"]["wall_s"] for r in raw if "rerun" in r]
     med_fresh, med_rerun = median(fresh_s), median(rerun_s)
     ratio = med_rerun / med_fresh if med_fresh and med_rerun is not None else None
     run_ratios = [round(r["rerun"]["wall_s"] / r["fresh"]["wall_s"], 3) for r in raw if "rerun" in r and "fresh" in r]
     with_probe = [r for r in raw if "fresh_to_round_trip_s" in r]
-    summary: JsonDict = {
+    local = f"local_{cloud.kind}"
+    return {
         "runs_ok": len(raw),
         "runs_requested": requested,
         "median_fresh_to_round_trip_s": rounded(median(r["fresh_to_round_trip_s"] for r in with_probe)),
@@ -774,20 +472,18 @@ def deploy_summary(raw: list[JsonDict], requested: int, phases: JsonDict, local:
         "median_probe_s": rounded(median(r["probe"]["s"] for r in with_probe)),
         "median_fresh_s": rounded(med_fresh),
         "median_rerun_s": rounded(med_rerun),
-        **{f"median_{p}_s": s.get("median_wall_s") for p, s in phases.items() if p not in ("fresh", "rerun")},
+        **{f"median_{p}_s": s.get("median_wall_s") for p, s in summaries.items() if p not in ("fresh", "rerun")},
         "ratio_rerun_over_fresh": rounded(ratio),
         "ratio_per_run": run_ratios,
         "median_ratio_per_run": median(run_ratios),
         "ratio_target": TARGET_RATIO,
         "ratio_meets_target": ratio is not None and ratio < TARGET_RATIO,
         f"median_{local}_startup_s": rounded(median(r[local]["startup_s"] for r in raw)),
+        f"median_{local}_stop_s": rounded(median(r[f"{local}_stop_s"] for r in raw)),
+        "median_host_up_s": rounded(median(r["host_up_s"] for r in raw if "host_up_s" in r)),
+        "median_host_down_s": rounded(median(r["host_down_s"] for r in raw)),
+        "phases": summaries,
     }
-    if stop:
-        summary[f"median_{local}_stop_s"] = rounded(median(r[f"{local}_stop_s"] for r in raw))
-    summary["median_host_up_s"] = rounded(median(r["host_up_s"] for r in raw if "host_up_s" in r))
-    summary["median_host_down_s"] = rounded(median(r["host_down_s"] for r in raw))
-    summary["phases"] = phases
-    return summary
 
 
 def module_cost_summary(raw: list[JsonDict], python_keys: Sequence[str]) -> JsonDict:
@@ -893,16 +589,19 @@ def phase_row(s: JsonDict, title: str, extra: Sequence[str] = ()) -> list[str]:
     ]
 
 
-def print_ratio(summary: JsonDict) -> None:
+def print_ratio_and_plays(summary: JsonDict, phases: Sequence[str], cloud: Cloud, kind_headers: Sequence[str]) -> None:
+    """The ratio, then per play of every phase: medians of wall, tasks, s/task, median task, tasks / s of each kind."""
     verdict = "met" if summary["ratio_meets_target"] else "NOT met"
     print(
         f"\nratio re-run / fresh: {fmt(summary['ratio_rerun_over_fresh'], 3)} (per run "
         f"{', '.join(fmt(v, 3) for v in summary['ratio_per_run'])}; target < {TARGET_RATIO}: {verdict})"
     )
-
-
-def print_plays(summary: JsonDict, phases: Sequence[str], cloud: Cloud, kind_headers: Sequence[str]) -> None:
-    """Per play of every phase: medians of wall, tasks, s/task, median task, and tasks / s of each kind."""
+    local = f"local_{cloud.kind}"
+    print(
+        f"not in the deploy: {cloud.local} start-up {fmt(summary[f'median_{local}_startup_s'])} s, container up "
+        f"{fmt(summary['median_host_up_s'])} s, container removal {fmt(summary['median_host_down_s'])} s, "
+        f"{cloud.local} stop {fmt(summary[f'median_{local}_stop_s'])} s"
+    )
     rows = []
     for phase in phases:
         for label, p in (summary["phases"].get(phase) or {}).get("plays", {}).items():

@@ -5,7 +5,7 @@ Each run starts a new local systemd container (Debian 12, like `make demo`; its 
 not part of the converge), converges it, checks the two rooms with a real ENet client, converges again (the recap
 must say changed=0), and removes the container.
 
-    python bench/converge.py [--runs 3] [--quick]
+    python -m bench.converge [--runs 3] [--quick]
 
 Prints a table and writes bench/results/converge.json (medians, raw samples, per-task durations, machine info).
 """
@@ -18,62 +18,47 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     IMAGE,
     JsonDict,
-    PlaybookRun,
+    Run,
     begin,
-    exec_latency,
     fmt,
     log,
     median,
     mitogen_env,
+    podman_exec,
     remove_host,
     result_document,
     run_playbook,
+    slowest,
     snapshot_artifacts,
     start_host,
     table,
     write_inventory,
     write_results,
 )
-from tests.probe.enet_probe import probe_many
+from testbed.enet_probe import probe_many
 
 ROOM_PORTS = (12077, 12078)  # the demo's two rooms
 HOST_PORT_BASE = 49000  # 127.0.0.1:49000+ on this machine (the bench's range is 40000-49999)
 TARGET_RATIO = 0.5
 
 
-def slowest(runs: list[PlaybookRun], count: int = 5) -> list[JsonDict]:
-    """The slowest tasks by median duration over the runs (tasks keyed by file:line and name)."""
-    samples: dict[tuple[str, str], list[float]] = defaultdict(list)
-    actions: dict[tuple[str, str], str] = {}
-    for r in runs:
-        for t in r.executed:
-            samples[(t.path, t.name)].append(t.seconds)
-            actions[(t.path, t.name)] = t.action
-    ranked = sorted(samples.items(), key=lambda kv: median(kv[1]) or 0.0, reverse=True)[:count]
-    return [
-        {
-            "task": name.removeprefix("godot_fleet.fleet.godot_server : ").removeprefix("godot_server : "),
-            "path": path,
-            "action": actions[(path, name)],
-            "median_s": round(median(values) or 0.0, 3),
-            "samples_s": [round(v, 3) for v in values],
-        }
-        for (path, name), values in ranked
-    ]
+def exec_latency(name: str, samples: int = 10) -> list[float]:
+    """Wall time of `podman exec NAME true`: the floor of every round trip of the podman connection."""
+    out: list[float] = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        podman_exec(name, "true")
+        out.append(time.perf_counter() - t0)
+    return out
 
 
-def one_run(
-    index: int, workdir: Path, quick: bool, strategy_env: dict[str, str]
-) -> tuple[JsonDict, PlaybookRun, PlaybookRun]:
+def one_run(index: int, workdir: Path, quick: bool, strategy_env: dict[str, str]) -> tuple[JsonDict, Run, Run]:
     artifacts = snapshot_artifacts(workdir / "artifacts")
     name = f"gf-bench-conv-{os.getpid()}-{index}"
     host_ports = [HOST_PORT_BASE + index * len(ROOM_PORTS) + i for i in range(len(ROOM_PORTS))]
@@ -81,14 +66,14 @@ def one_run(
     out: JsonDict = {"container": name, "host_ports": host_ports}
     try:
         log(f"run {index + 1}: creating {name}")
-        host = start_host(name, publish, artifacts)
-        out["create"] = {k: round(v, 3) for k, v in host.timings.items()}
+        out["create"] = {k: round(v, 3) for k, v in start_host(name, publish, artifacts).items()}
         # Mitogen has its own podman connection, under the connection name "podman"
         connection = "podman" if strategy_env else "containers.podman.podman"
         inventory = write_inventory(workdir / f"inventory-{index}", name, artifacts, ROOM_PORTS, connection)
+        env = {**os.environ, **strategy_env}
 
         log(f"run {index + 1}: fresh converge")
-        fresh = run_playbook(inventory, name, extra_env=strategy_env)
+        fresh = run_playbook("deploy-hosts.yml", inventory=inventory, env=env)
         out["fresh"] = fresh.summary()
         if fresh.rc != 0:
             raise RuntimeError(f"fresh converge failed (rc {fresh.rc}): {fresh.error}")
@@ -97,7 +82,7 @@ def one_run(
         out["probe_after_fresh"] = [asdict(p) for p in probes]
 
         log(f"run {index + 1}: no-op re-run")
-        rerun = run_playbook(inventory, name, extra_env=strategy_env)
+        rerun = run_playbook("deploy-hosts.yml", inventory=inventory, env=env)
         out["rerun"] = rerun.summary()
         if rerun.rc != 0:
             raise RuntimeError(f"re-run failed (rc {rerun.rc}): {rerun.error}")
@@ -121,8 +106,8 @@ def main() -> int:
 
     started, git, machine = begin()
     raw: list[JsonDict] = []
-    fresh_runs: list[PlaybookRun] = []
-    rerun_runs: list[PlaybookRun] = []
+    fresh_runs: list[Run] = []
+    rerun_runs: list[Run] = []
     failures: list[str] = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gf-bench-converge-") as tmp:
@@ -138,7 +123,7 @@ def main() -> int:
             rerun_runs.append(rerun)
 
     for i, r in enumerate(raw):
-        changed = r["rerun"]["recap"].get("changed", -1)
+        changed = r["rerun"]["changed"]
         if changed != 0:
             failures.append(f"run {i + 1}: re-run reported changed={changed} (not idempotent)")
         if not all(p["ok"] for p in r["probe_after_fresh"]):
@@ -160,7 +145,7 @@ def main() -> int:
 
     def overhead(key: str) -> float | None:
         """Wall time not spent inside any task: ansible-playbook start-up, inventory, callbacks."""
-        return median(r[key]["wall_s"] - sum(t["s"] for t in r[key]["tasks"]) for r in raw)
+        return median(r[key]["outside_tasks_s"] for r in raw)
 
     summary: JsonDict = {
         "runs_ok": len(raw),
@@ -173,7 +158,7 @@ def main() -> int:
         "ratio_target": TARGET_RATIO,
         "ratio_meets_target": ratio is not None and ratio < TARGET_RATIO,
         "per_run_ratio_meets_target": med_run_ratio is not None and med_run_ratio < TARGET_RATIO,
-        "rerun_changed": [r["rerun"]["recap"].get("changed") for r in raw],
+        "rerun_changed": [r["rerun"]["changed"] for r in raw],
         "fresh_s": fresh_s,
         "rerun_s": rerun_s,
         "median_tasks_executed_fresh": fresh_tasks,
@@ -192,8 +177,8 @@ def main() -> int:
         "median_podman_run_s": median(r["create"]["podman_run_s"] for r in raw),
         "median_systemd_boot_s": median(r["create"]["systemd_boot_s"] for r in raw),
         "median_artifact_server_s": median(r["create"]["artifact_server_s"] for r in raw),
-        "slowest_tasks_fresh": slowest(fresh_runs),
-        "slowest_tasks_rerun": slowest(rerun_runs),
+        "slowest_tasks_fresh": slowest(fresh_runs, 5),
+        "slowest_tasks_rerun": slowest(rerun_runs, 5),
     }
     config: JsonDict = {
         "image": IMAGE,
@@ -238,7 +223,8 @@ def main() -> int:
     print(table(["figure", "value", "note", ""], rows))
     for label, key in (("fresh", "slowest_tasks_fresh"), ("re-run", "slowest_tasks_rerun")):
         print(f"\nSlowest 5 tasks, {label} (median s over runs)")
-        print(table(["s", "task", "action"], [[fmt(t["median_s"]), t["task"], t["action"]] for t in summary[key]]))
+        rows = [[fmt(t["median_s"]), t["task"].rsplit(" : ", 1)[-1], t["action"]] for t in summary[key]]
+        print(table(["s", "task", "action"], rows))
     for f in failures:
         print(f"FAILURE: {f}")
     for w in data["warnings"]:

@@ -3,7 +3,7 @@
 lines that say where a cloud API lives, and per playbook the variables it hands to its roles and the variables a
 user has to know to run it.
 
-    python bench/plumbing.py [--root DIR]       # DIR: another checkout (e.g. a worktree of an older commit)
+    python -m bench.plumbing [--root DIR]       # DIR: another checkout (e.g. a worktree of an older commit)
 
 - **yaml lines**: non-blank, non-comment lines of every .yml under roles/ and playbooks/.
 - **endpoint / region lines**: `endpoint_url:` and `region:` keys in those files.

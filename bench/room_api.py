@@ -3,10 +3,10 @@
 registry, and concurrent creates.
 
 Everything runs through `Api.handle` (the path the Lambda function runs: routing, auth, JSON, backend) against the
-AWS backend on moto (tests/room_api/aws_fixture.py: moto's WSGI app on 127.0.0.1:15205, one request at a time,
-because moto's TransactWriteItems is not atomic under concurrent requests). moto runs no containers: a room is a
-DynamoDB row plus an ECS task record. For each registry size N (--sizes) the state is reset, the table is seeded
-with N running rooms by BatchWriteItem (25 per call) and the counter set to N, then --runs times:
+AWS backend on the local AWS (testbed.aws: moto on 127.0.0.1:15205, one request at a time, because moto's
+TransactWriteItems is not atomic under concurrent requests; the resources made by testbed.aws_rooms). moto runs no
+containers: a room is a DynamoDB row plus an ECS task record. For each registry size N (--sizes) the state is reset,
+the table is seeded with N running rooms by BatchWriteItem (25 per call) and the counter set to N, then --runs times:
 
 - create: POST /create_server {"name": ...} (TransactWriteItems + RunTask + UpdateItem);
 - get starting: GET /get_servers?name= of that new room (GetItem + DescribeTasks + UpdateItem: starting → running);
@@ -21,7 +21,7 @@ Then concurrent creates (threads released together, each a full Api.handle): --c
 name --concurrent times, and --concurrent distinct names with only 20 free slots; counted: rooms created, refusals,
 errors, duplicates (a name created twice, rows without a task or tasks without a row), the counter against the rows.
 
-    python bench/room_api.py [--runs 20] [--sizes 10,1000,10000] [--concurrent 50] [--quick] [--name NAME]
+    python -m bench.room_api [--runs 20] [--sizes 10,1000,10000] [--concurrent 50] [--quick] [--name NAME]
 
 Prints tables and writes bench/results/room_api.json (room_api-quick.json with --quick).
 """
@@ -34,13 +34,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
-    ROOT,
     JsonDict,
     begin,
     fmt,
@@ -55,12 +51,14 @@ from bench.common import (
 )
 from room_api.aws import COUNTER_KEY
 from room_api.handlers import Api, Request, Response
-from tests.room_api.aws_fixture import AwsWorld, MotoServer, moto_server, provision
+from testbed import ROOT
+from testbed.aws import LocalAws, local_aws
+from testbed.aws_rooms import AwsWorld, fresh, provision
 
 PORT = 15205
 KEY = "gf-bench-room-api-key-0123456789abcdef"
 HEADERS = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-MEASURED_PATHS = ("room_api", "tests/room_api/aws_fixture.py", "bench/room_api.py")
+MEASURED_PATHS = ("room_api", "testbed/aws.py", "testbed/aws_rooms.py", "bench/room_api.py")
 OPERATIONS = ("create", "get_starting", "get_running", "list_page", "stop", "reap", "raw_get_item", "raw_query")
 CAPACITY_FREE_SLOTS = 20
 SEED_CREATED_AT = "2026-01-01T00:00:00Z"
@@ -155,9 +153,9 @@ def summarize(samples: list[JsonDict]) -> JsonDict:
     }
 
 
-def measure_size(server: MotoServer, size: int, runs: int) -> JsonDict:
-    server.reset()
-    world = provision(server.endpoint, max_rooms=size + runs + 10)
+def measure_size(aws: LocalAws, size: int, runs: int) -> JsonDict:
+    fresh(aws)
+    world = provision(aws, max_rooms=size + runs + 10)
     seed_s = seed(world, size)
     backend = world.backend()
     api = Api(backend, key=lambda: KEY)
@@ -215,11 +213,11 @@ def measure_size(server: MotoServer, size: int, runs: int) -> JsonDict:
     return {"size": size, "seed_s": round(seed_s, 2), **{op: summarize(samples[op]) for op in OPERATIONS}}
 
 
-def concurrent_case(server: MotoServer, kind: str, count: int) -> JsonDict:
+def concurrent_case(aws: LocalAws, kind: str, count: int) -> JsonDict:
     """`count` creates at once through Api.handle: distinct names, one name, or distinct names with 20 free slots."""
-    server.reset()
+    fresh(aws)
     max_rooms = CAPACITY_FREE_SLOTS if kind == "capacity" else count + 10
-    world = provision(server.endpoint, max_rooms=max_rooms)
+    world = provision(aws, max_rooms=max_rooms)
     api = Api(world.backend(), key=lambda: KEY)
     names = ["same-name"] * count if kind == "same_name" else [f"conc-{i:03d}" for i in range(count)]
     barrier = threading.Barrier(count + 1)
@@ -317,18 +315,18 @@ def main(argv: list[str]) -> int:
     failures: list[str] = []
     per_size: list[JsonDict] = []
     concurrency: list[JsonDict] = []
-    with moto_server(range(PORT, PORT + 1)) as server:
+    with local_aws(range(PORT, PORT + 1)) as aws:
         for size in sizes:
             log(f"registry of {size} rooms: {args.runs} runs")
             try:
-                per_size.append(measure_size(server, size, args.runs))
+                per_size.append(measure_size(aws, size, args.runs))
             except Exception as exc:
                 failures.append(f"size {size}: {type(exc).__name__}: {exc}")
         for kind in ("distinct", "same_name", "capacity"):
             for run in range(args.concurrent_runs):
                 log(f"concurrent creates ({kind}, {args.concurrent} at once), run {run + 1}")
                 try:
-                    case = concurrent_case(server, kind, args.concurrent)
+                    case = concurrent_case(aws, kind, args.concurrent)
                 except Exception as exc:
                     failures.append(f"concurrent {kind}: {type(exc).__name__}: {exc}")
                     continue
@@ -414,7 +412,7 @@ def main(argv: list[str]) -> int:
         concurrency=concurrency,
     )
     if paths_hash(ROOT, MEASURED_PATHS) != measured:
-        document["warnings"].append("room_api / the fixture changed during the run")
+        document["warnings"].append("room_api / the test bed changed during the run")
     path = write_results(name, document)
     log(f"wrote {path.relative_to(ROOT)}")
     return 1 if failures else 0

@@ -5,7 +5,7 @@ Starts the real room API (`python -m room_api serve --backend local`: rooms are 
 image, registry in SQLite) on 127.0.0.1, then --runs times:
 
 - create: the HTTP call's own latency (registry write + `podman run -d`);
-- ready: from sending `POST /create_server` until a real ENet client (tests/probe/enet_probe.py) completed its
+- ready: from sending `POST /create_server` until a real ENet client (testbed/enet_probe.py) completed its
   echo round trip with the room (probe attempts of 0.25 s back to back);
 - gone: from `POST /stop_server` until the room left `GET /get_servers` (the runtime's exit event drives the
   cleanup, as in production).
@@ -14,7 +14,7 @@ Then the concurrency check: --concurrent creates of ONE name at once (exactly on
 --concurrent creates of distinct names (all real rooms; with --max-rooms below --concurrent the capacity refusals
 must make up the difference); duplicates must be 0. Rooms created there are stopped and waited for.
 
-    python bench/room_create.py [--runs 9] [--concurrent 50] [--max-rooms 60]
+    python -m bench.room_create [--runs 9] [--concurrent 50] [--max-rooms 60]
 
 Needs the room image (`make room-image`). Prints tables and writes bench/results/room_create.json.
 """
@@ -36,12 +36,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
     JsonDict,
     begin,
-    bench_env,
     fmt,
     log,
     median,
@@ -52,9 +49,9 @@ from bench.common import (
     write_results,
 )
 from room_api.local import LABEL_API
-from tests.probe.enet_probe import probe
+from testbed import ROOT, demo
+from testbed.enet_probe import probe
 
-ROOT = Path(__file__).resolve().parent.parent
 API_PORT = 42000
 ROOM_PORTS = (42001, 42099)
 API_ID = "bench"
@@ -66,7 +63,6 @@ class Api:
     def __init__(self, state: Path, image: str, max_rooms: int, empty_timeout: int) -> None:
         self.url = f"http://127.0.0.1:{API_PORT}"
         self.key = secrets.token_urlsafe(32)
-        env = bench_env({"ROOM_API_KEY": self.key})
         self.log_path = state / "api.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
@@ -95,7 +91,7 @@ class Api:
                 "--room-arg=--max-players=8",
             ],
             cwd=ROOT,
-            env=env,
+            env={**os.environ, "ROOM_API_KEY": self.key},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -144,10 +140,9 @@ class Api:
             ["podman", "ps", "-aq", "--filter", f"label={LABEL_API}={API_ID}"],
             capture_output=True,
             text=True,
-            env=bench_env(),
         ).stdout.split()
         if left:
-            subprocess.run(["podman", "rm", "-f", *left], capture_output=True, env=bench_env())
+            subprocess.run(["podman", "rm", "-f", *left], capture_output=True)
 
 
 def one_room(api: Api, index: int) -> JsonDict:
@@ -235,8 +230,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     started, git, machine = begin()
     t_start = time.perf_counter()
-    version = (ROOT / "dist" / "VERSION").read_text().strip()
-    image = os.environ.get("GF_ROOM_IMAGE", f"localhost/godot-fleet/demo-room:{version}")
+    image = os.environ.get("GF_ROOM_IMAGE", f"localhost/godot-fleet/demo-room:{demo.version()}")
     failures: list[str] = []
     runs: list[JsonDict] = []
     races: list[JsonDict] = []

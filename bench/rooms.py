@@ -6,7 +6,7 @@ One local systemd container (Debian 12, like `make demo`) with a UDP port range 
 ports and then:
 
 - ready: `systemctl restart godot-server.target` (all rooms are PartOf it), then probe rounds with a real ENet
-  client (tests/probe/enet_probe.py, 0.5 s rounds) until every room answered; the figure is the time from the
+  client (testbed/enet_probe.py, 0.5 s rounds) until every room answered; the figure is the time from the
   restart command until the last room's echo arrived (--runs times);
 - memory: PSS and RSS of each room's MainPID (/proc/PID/smaps_rollup);
 - idle CPU: utime+stime of each room over --cpu-window seconds (/proc/PID/stat), in % of one core;
@@ -17,7 +17,7 @@ Then the capacity search: more rooms of the same unit template are started in st
 each step must answer 3 probe rounds of all rooms at once, every room within --latency-limit (1 s). The search
 stops at the first failing step or when the --search-budget (about 10 minutes) runs out.
 
-    python bench/rooms.py [--runs 3] [--quick] [--rooms 1,8,32] [--no-search]
+    python -m bench.rooms [--runs 3] [--quick] [--rooms 1,8,32] [--no-search]
 
 Prints tables and writes bench/results/rooms.json (medians, raw samples, machine info).
 """
@@ -34,13 +34,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
     IMAGE,
     Artifacts,
     JsonDict,
     begin,
+    busy_cores_since,
     fmt,
     host_cpu_times,
     log,
@@ -57,7 +56,7 @@ from bench.common import (
     write_inventory,
     write_results,
 )
-from tests.probe.enet_probe import ProbeResult, probe_many
+from testbed.enet_probe import ProbeResult, probe_many
 
 ROOM_PORT_BASE = 12000
 HOST_PORT_BASE = 40000
@@ -129,13 +128,11 @@ def units(ports: list[int]) -> list[str]:
 def measure_resources(name: str, n: int, window: float) -> JsonDict:
     """Per-room memory and CPU over `window` seconds, plus the machine's CPU busy % over the same time."""
     ports = ",".join(str(p) for p in room_ports(n))
-    busy0, total0 = host_cpu_times()
+    cpu0 = host_cpu_times()
     proc = podman_exec(name, "python3", "-c", MEASURE_SCRIPT, SERVICE, str(window), ports, timeout=window + 300)
-    busy1, total1 = host_cpu_times()
     data: JsonDict = json.loads(proc.stdout)
-    ncpu = os.cpu_count() or 1
-    data["host_cpu_busy_pct_of_machine"] = round((busy1 - busy0) / max(1, total1 - total0) * 100.0, 2)
-    data["host_cpu_busy_cores"] = round((busy1 - busy0) / max(1, total1 - total0) * ncpu, 3)
+    data["host_cpu_busy_cores"] = busy_cores_since(cpu0)
+    data["host_cpu_busy_pct_of_machine"] = round(data["host_cpu_busy_cores"] / (os.cpu_count() or 1) * 100.0, 2)
     data["loadavg"] = list(os.getloadavg())
     data["mem_available_mib"] = round(mem_available_mib())
     return data
@@ -220,7 +217,7 @@ def measure_n(name: str, workdir: Path, artifacts: Artifacts, n: int, runs: int,
     out: JsonDict = {"n": n}
     inventory = write_inventory(workdir / f"inventory-{n}", name, artifacts, room_ports(n))
     log(f"N={n}: deploy-hosts.yml with {n} ports")
-    deploy = run_playbook(inventory, name)
+    deploy = run_playbook("deploy-hosts.yml", inventory=inventory)
     summary = deploy.summary()
     out["deploy"] = {k: v for k, v in summary.items() if k != "tasks"}
     out["deploy"]["slowest_tasks"] = sorted(
@@ -414,8 +411,8 @@ def main() -> int:
         try:
             artifacts = snapshot_artifacts(Path(tmp) / "artifacts")
             log(f"creating {name} with {max_ports} published UDP ports ({publish[0]})")
-            host = start_host(name, publish, artifacts, extra_args=["--pids-limit", str(args.pids_limit)])
-            create = {k: round(v, 3) for k, v in host.timings.items()}
+            timings = start_host(name, publish, artifacts, extra_args=["--pids-limit", str(args.pids_limit)])
+            create = {k: round(v, 3) for k, v in timings.items()}
             for n in room_counts:
                 per_n.append(measure_n(name, Path(tmp), artifacts, n, runs, window))
             if not args.no_search:
@@ -433,7 +430,7 @@ def main() -> int:
             {
                 "n": m["n"],
                 "deploy_s": m["deploy"]["wall_s"],
-                "deploy_changed": m["deploy"]["recap"].get("changed"),
+                "deploy_changed": m["deploy"]["changed"],
                 "ready_all_s_median": m["ready_all_s_median"],
                 "ready_all_s_samples": m["ready_all_s_samples"],
                 **{k: v for k, v in m["resources"].items() if k != "loadavg"},

@@ -1,7 +1,7 @@
 """How long the pytest part of `make test` takes with N workers side by side (pytest-xdist --dist loadfile), each
 worker count run in turn in one invocation, with the wall time of every test module (from pytest's junit report).
 
-    python bench/suite.py --workers 1 3 [--rounds 1]
+    python -m bench.suite --workers 1 3 [--rounds 1]
 
 Every run is the whole suite (tests/integration, tests/room_api, tests/unit but tests/unit/plugins, which
 `make test` runs with ansible-test): about 15-25 minutes each on the 2-core development machine, so one round is
@@ -19,8 +19,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, JsonDict, begin, bench_env, fmt, log, result_document, table, write_results
+from bench.common import JsonDict, begin, fmt, log, result_document, table, write_results
+from testbed import ROOT
 
 SUITE = ["tests/integration", "tests/room_api", "tests/unit", "--ignore=tests/unit/plugins"]
 
@@ -41,7 +41,7 @@ def run_suite(workers: int) -> JsonDict:
         argv = [sys.executable, "-m", "pytest", "-q", *parallel, f"--junit-xml={report}", *SUITE]
         log(f"pytest with {workers} worker(s)")
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, env=bench_env(), capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t0
         summary = (proc.stdout.strip().splitlines() or ["?"])[-1]
         modules = module_seconds(report) if report.exists() else {}

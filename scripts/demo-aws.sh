@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo-aws / make demo-down: deploy-aws.yml against the local AWS (moto on loopback), the instance mapped to
-# a local systemd container (scripts/aws_local.py explains the stand-ins).
+# a local systemd container (testbed/aws.py explains the stand-ins).
 #   scripts/demo-aws.sh up     start the local AWS (or reuse it), deploy, check every room with a client, print addresses
 #   scripts/demo-aws.sh down   teardown-aws.yml, then stop the container and the local AWS
 set -euo pipefail
@@ -22,10 +22,10 @@ up() {
     [ -f "$STATE/admin" ] || ssh-keygen -q -t ed25519 -N "" -C godot-fleet-demo-admin -f "$STATE/admin"
     if ! running "$STATE/aws.pid"; then
         log "starting the local AWS on $AWS_ENDPOINT_URL (log: $STATE/aws.log)"
-        start_background "the local AWS" "$STATE/aws.log" "$STATE/aws.pid" python scripts/aws_local.py serve --port "$PORT"
+        start_background "the local AWS" "$STATE/aws.log" "$STATE/aws.pid" python -m testbed.aws serve --port "$PORT"
     fi
     log "starting the container $HOST that stands in for the instance"
-    python scripts/aws_local.py host-up "$HOST" --endpoint "$AWS_ENDPOINT_URL" --fleet godot-fleet-demo-aws
+    python -m testbed.aws host-up "$HOST" --endpoint "$AWS_ENDPOINT_URL" --fleet godot-fleet-demo-aws
     log "deploying with deploy-aws.yml"
     ansible-playbook -i "$INVENTORY" deploy-aws.yml
     local targets=(127.0.0.1:12177 127.0.0.1:12178)
@@ -49,7 +49,7 @@ down() {
     fi
     stop_background "$STATE/aws.pid"
     if podman container exists "$HOST"; then
-        python scripts/aws_local.py host-down "$HOST"
+        python -m testbed.aws host-down "$HOST"
         log "removed $HOST"
     fi
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo-azure / make demo-down: deploy-azure.yml against the local Azure (the ARM test double, Azurite and a
-# managed-identity stand-in, see scripts/azure_local.py), the VM mapped to a local systemd container.
+# managed-identity stand-in, see testbed/azure.py), the VM mapped to a local systemd container.
 #   scripts/demo-azure.sh up     start the local Azure (or reuse it), deploy, check every room with a client, print addresses
 #   scripts/demo-azure.sh down   teardown-azure.yml, then stop the container and the local Azure
 set -euo pipefail
@@ -21,11 +21,11 @@ up() {
     if ! running "$STATE/azure.pid"; then
         log "starting the local Azure on 127.0.0.1:$PORT-$((PORT + 2)) (log: $STATE/azure.log)"
         start_background "the local Azure" "$STATE/azure.log" "$STATE/azure.pid" \
-            python scripts/azure_local.py serve --dir "$STATE" --port "$PORT" --account godotfleetdemobuilds
+            python -m testbed.azure serve --dir "$STATE" --port "$PORT" --account godotfleetdemobuilds
     fi
     load_env
     log "starting the container $HOST that stands in for the VM"
-    python scripts/azure_local.py host-up "$HOST" --dir "$STATE"
+    python -m testbed.azure host-up "$HOST" --dir "$STATE"
     log "deploying with deploy-azure.yml"
     ansible-playbook -i "$INVENTORY" deploy-azure.yml
     local targets=(127.0.0.1:12277 127.0.0.1:12278)
@@ -50,7 +50,7 @@ down() {
     fi
     stop_background "$STATE/azure.pid"
     if podman container exists "$HOST"; then
-        python scripts/azure_local.py host-down "$HOST"
+        python -m testbed.azure host-down "$HOST"
         log "removed $HOST"
     fi
 }

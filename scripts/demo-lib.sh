@@ -26,7 +26,7 @@ check_rooms() {
     local extra=$1
     shift
     log "checking every room with a client from this machine"
-    python tests/probe/enet_probe.py --timeout 5 "$@"
+    python -m testbed.enet_probe --timeout 5 "$@"
     echo
     [ -z "$extra" ] || echo "$extra"
     local t

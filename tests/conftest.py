@@ -1,22 +1,12 @@
-"""Shared pytest fixtures and paths."""
+"""Shared pytest hooks."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.arm_double, tests.integration.cloud
-sys.path.insert(0, str(ROOT / "tests" / "probe"))
-
-# The checkout as the collection godot_fleet.fleet (collections/ansible_collections/godot_fleet/fleet links to it):
-# tests import modules, module_utils and filters as ansible_collections.godot_fleet.fleet.plugins..., as ansible-test
-# units does. ansible_collections is a namespace package: the collections the `ansible` package installs (amazon.aws,
-# ...) stay importable beside it.
-COLLECTIONS = ROOT / "collections"
-sys.path.insert(0, str(COLLECTIONS))
+# Imports need no path here: pytest's `pythonpath` (pyproject.toml) puts the checkout (tests.room_api.roomtest) and
+# collections/ (ansible_collections.godot_fleet.fleet...) on sys.path, and the test bed (testbed) and the room API
+# (room_api) are installed in the project venv.
 
 # `make test` runs test modules side by side (pytest-xdist --dist loadfile hands out whole modules in collection
 # order): the longest go first, or one of them would start last and run alone at the end.

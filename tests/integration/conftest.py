@@ -15,7 +15,7 @@ def installed_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A collections path holding godot_fleet.fleet built from this checkout and installed with ansible-galaxy.
 
     The end-to-end tests run this checkout's entry points; input validation and check mode run from here, as a
-    Galaxy or AWX user runs the playbooks (cloud.playbook(..., installed=...)).
+    Galaxy or AWX user runs the playbooks (testbed.playbook.run(..., installed=...)).
     """
     dest = tmp_path_factory.mktemp("collections")
     proc = subprocess.run(

@@ -1,4 +1,5 @@
-"""apigatewayv2_http_api run by ansible-playbook against a moto server on loopback, checked with boto3.
+"""apigatewayv2_http_api run by ansible-playbook against the local AWS (testbed.aws: moto on loopback), checked with
+boto3.
 
 moto 5.2.5 accepts any Lambda ARN as an integration URI (it never invokes it), so no functions are created. Its
 API Gateway v2 has no UpdateStage: the module then recreates the stage (with a warning), which these tests use.
@@ -9,11 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,50 +17,21 @@ from typing import Any
 import boto3
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from testbed import ROOT, playbook, port_free
+from testbed.aws import CREDENTIALS, local_aws
+
 PORTS = range(15220, 15230)
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
 FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:gf-httpapi-rooms"
 FN2 = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:gf-httpapi-admin"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/gf-httpapi/access"
 
 
-def free_ports() -> Iterator[int]:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        yield port
-
-
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    port = next(free_ports())
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None, "moto_server exited"
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    with local_aws(PORTS) as server:
+        yield server.endpoint
 
 
 def client(url: str) -> Any:
@@ -77,18 +44,9 @@ def client(url: str) -> Any:
     )
 
 
-def ansible_env(endpoint: str, **extra: str) -> dict[str, str]:
+def ansible_env(endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(CREDENTIALS)
-    env.update(
-        AWS_ENDPOINT_URL=endpoint,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    env.update(extra)
-    return env
+    return dict(env, **CREDENTIALS, AWS_ENDPOINT_URL=endpoint, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
 
 
 def play(
@@ -112,20 +70,9 @@ def play(
         book["module_defaults"] = module_defaults
     path = tmp / "play.yml"
     path.write_text(json.dumps([book], indent=1))
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(path), *flags],
-        cwd=ROOT,
-        env=env or ansible_env(endpoint),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"ansible-playbook output is not JSON:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    results = [task["hosts"]["localhost"] for task in data["plays"][0]["tasks"]]
-    return results, data["stats"]["localhost"]
+    result = playbook.run(path, None, *flags, env=env or ansible_env(endpoint))
+    assert result.plays, str(result)
+    return [task.result for task in result.tasks], result.stats["localhost"]
 
 
 def api_task(args: dict[str, Any], **task: Any) -> dict[str, Any]:
@@ -135,7 +82,7 @@ def api_task(args: dict[str, Any], **task: Any) -> dict[str, Any]:
 def run(tmp: Path, endpoint: str, args: dict[str, Any], *flags: str) -> dict[str, Any]:
     results, stats = play(tmp, endpoint, [api_task(args)], *flags)
     result = results[0]
-    assert not result.get("failed"), result
+    assert not result.get("failed"), str(result)
     assert stats["changed"] == (1 if result["changed"] else 0)
     return result
 
@@ -307,7 +254,7 @@ def test_lifecycle(moto: str, tmp_path: Path) -> None:
 
 def test_bad_input_fails_before_any_call(moto: str, tmp_path: Path) -> None:
     # The endpoint is a closed loopback port: any AWS call would fail with a connection error instead.
-    closed = next(free_ports())
+    closed = next(port for port in PORTS if port_free(port))
     endpoint = f"http://127.0.0.1:{closed}"
     good = {"route_key": "POST /create_server", "target": FN}
     cases = [
@@ -342,7 +289,7 @@ def test_bad_input_fails_before_any_call(moto: str, tmp_path: Path) -> None:
     results, stats = play(tmp_path, endpoint, tasks)
     assert stats["changed"] == 0
     for result, message in zip(results, messages, strict=True):
-        assert result.get("failed"), result
+        assert result.get("failed"), str(result)
         assert message in result["msg"], (message, result["msg"])
         assert "connect" not in result["msg"].lower(), result["msg"]
     assert snapshot(moto, "gf-httpapi-bad") is None

@@ -1,6 +1,6 @@
-"""Unmodified azure.azcollection modules against the ARM test double (tests/arm_double) and Azurite.
+"""Unmodified azure.azcollection modules against the ARM test double (testbed/arm_double) and Azurite.
 
-tests/arm_double/smoke_playbook.yml creates a resource group, a private storage account + container (+ a blob in
+testbed/arm_double/smoke_playbook.yml creates a resource group, a private storage account + container (+ a blob in
 Azurite), an NSG, a virtual network + subnet, a static public IP, a NIC, an Ubuntu VM with a system-assigned
 identity, a role assignment on the container and a service SAS; a second run must change nothing and write nothing;
 the azure_rm inventory plugin (POST /batch) must list the VM; deleting in reverse twice, then the group twice, must
@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = "tests/arm_double/smoke_playbook.yml"
+from testbed import ROOT, playbook
+
+PLAYBOOK = ROOT / "testbed" / "arm_double" / "smoke_playbook.yml"
 ACCOUNT = "gfsmokeblobs"
 STORAGE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 CREDENTIALS = {
@@ -96,7 +97,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def double(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The double as the command line starts it; yields the environment its clients need."""
     work = tmp_path_factory.mktemp("arm-double")
-    command = [sys.executable, "-m", "tests.arm_double", "--port", "0", "--ca-dir", str(work / "ca")]
+    command = [sys.executable, "-m", "testbed.arm_double", "--port", "0", "--ca-dir", str(work / "ca")]
     proc = subprocess.Popen(
         [*command, "--blob-endpoint", azurite, "--storage-key", STORAGE_KEY],
         cwd=ROOT,
@@ -134,27 +135,9 @@ def client_env(env: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def playbook(env: dict[str, str], azurite: str, *extra: str) -> tuple[int, str, dict[str, int]]:
-    command = ["ansible-playbook", "-i", "localhost,", "-c", "local", PLAYBOOK]
-    proc = subprocess.run(
-        [
-            *command,
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-e",
-            f"smoke_blob_endpoint={azurite}",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=client_env(env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    match = re.search(r"^localhost\s*:\s*(ok=.*)$", out, re.M)
-    counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))} if match else {}
-    return proc.returncode, out, counts
+def smoke(env: dict[str, str], azurite: str, *extra: str) -> playbook.Result:
+    values = {"ansible_python_interpreter": sys.executable, "smoke_blob_endpoint": azurite}
+    return playbook.run(PLAYBOOK, values, "-c", "local", *extra, env=client_env(env))
 
 
 def writes(log: list[dict[str, Any]]) -> list[str]:
@@ -166,9 +149,9 @@ def writes(log: list[dict[str, Any]]) -> list[str]:
 
 
 def test_modules_create_rerun_unchanged_and_delete(double: dict[str, str], azurite: str, tmp_path: Path) -> None:
-    rc, out, counts = playbook(double, azurite, "-e", "smoke_state=present")
-    assert rc == 0, out[-5000:]
-    assert counts["changed"] == 11 and counts["failed"] == 0, out[-5000:]
+    result = smoke(double, azurite, "-e", "smoke_state=present")
+    assert result.ok, str(result)
+    assert result.changed == 11 and result.stats["localhost"]["failed"] == 0, result.changed_tasks() or str(result)
     resources = {r["type"] for r in inspect(double, "resources")["value"]}
     assert {
         "Microsoft.Compute/virtualMachines",
@@ -177,35 +160,24 @@ def test_modules_create_rerun_unchanged_and_delete(double: dict[str, str], azuri
     } <= resources
 
     inspect(double, "requests", "DELETE")
-    rc, out, counts = playbook(double, azurite, "-e", "smoke_state=present")
-    assert rc == 0, out[-5000:]
-    assert counts["changed"] == 0, out[-5000:]
+    result = smoke(double, azurite, "-e", "smoke_state=present")
+    assert result.ok and result.changed == 0, result.changed_tasks() or str(result)
     assert writes(inspect(double, "requests")["value"]) == []
 
     inventory = tmp_path / "smoke.azure_rm.yml"
     inventory.write_text(
         "plugin: azure.azcollection.azure_rm\nauth_source: env\ninclude_vm_resource_groups: [gf-smoke]\n"
     )
-    listed = subprocess.run(
-        ["ansible-inventory", "-i", str(inventory), "--list"],
-        cwd=ROOT,
-        env=client_env(double),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    hosts = json.loads(listed.stdout)["_meta"]["hostvars"]
+    hosts = playbook.inventory(inventory, client_env(double))["_meta"]["hostvars"]
     [(name, host)] = hosts.items()
     assert name.startswith("gf-smoke-vm")
     assert re.search(r"203\.0\.113\.\d+", json.dumps(host["ansible_host"]))
     assert any(r.get("batch") for r in inspect(double, "requests")["value"])
 
     for expected in (8, 0):  # every module's absent path, the group kept: the second run finds nothing to do
-        rc, out, counts = playbook(double, azurite, "-e", "smoke_state=absent", "-e", "smoke_keep_group=true")
-        assert rc == 0, out[-5000:]
-        assert counts["changed"] == expected, out[-5000:]
+        result = smoke(double, azurite, "-e", "smoke_state=absent", "-e", "smoke_keep_group=true")
+        assert result.ok and result.changed == expected, result.changed_tasks() or str(result)
     for expected in (1, 0):  # then the group itself
-        rc, out, counts = playbook(double, azurite, "-e", "smoke_state=absent")
-        assert rc == 0, out[-5000:]
-        assert counts["changed"] == expected, out[-5000:]
+        result = smoke(double, azurite, "-e", "smoke_state=absent")
+        assert result.ok and result.changed == expected, result.changed_tasks() or str(result)
     assert inspect(double, "resources")["value"] == []

@@ -1,4 +1,4 @@
-"""deploy-aws-rooms.yml / teardown-aws-rooms.yml end to end against the local AWS (scripts/aws_local.py: moto on
+"""deploy-aws-rooms.yml / teardown-aws-rooms.yml end to end against the local AWS (testbed/aws.py: moto on
 loopback, port 15210).
 
 The playbooks run exactly as on AWS (only the endpoint and dummy credentials differ). The emulated account is then
@@ -18,25 +18,22 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.integration import cloud
-from tests.integration.cloud import changed, recap
+from testbed import playbook
+from testbed.aws import LocalAws, local_aws
+from testbed.aws_rooms import PIN_TASKS
 
-ROOT = Path(__file__).resolve().parents[2]
 PORT = 15210  # the provision helper's ports: 15210-15219 on 127.0.0.1
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account
 NAME = "gf-rooms-it"
 VERSION = "1.0.0"
 ROOM_PORT = 12077
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-access-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
 ROUTES = {"POST /create_server", "GET /get_servers", "POST /stop_server", "DELETE /servers/{name}", "GET /health"}
 
 
@@ -57,15 +54,13 @@ KEY_PARAMETER = f"/{NAME}/rooms/api-key"
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[str]:
-    with cloud.local_aws(PORT) as url:
-        yield url
+def moto() -> Iterator[LocalAws]:
+    with local_aws(PORT) as server:
+        yield server
 
 
-def client(service: str, url: str) -> Any:
-    return boto3.client(
-        service, endpoint_url=url, region_name=REGION, aws_access_key_id="x" * 16, aws_secret_access_key="y" * 16
-    )
+def client(service: str, aws: LocalAws) -> Any:
+    return aws.client(service, REGION)
 
 
 def extra_vars(**overrides: Any) -> dict[str, Any]:
@@ -78,24 +73,10 @@ def extra_vars(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def environment(credentials: bool = True) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    if credentials:
-        env.update(CREDENTIALS)
-    return env
-
-
-def playbook(
-    name: str,
-    url: str,
-    values: dict[str, Any],
-    *args: str,
-    env: dict[str, str] | None = None,
-    installed: Path | None = None,
-) -> tuple[int, str]:
-    """Runs a playbook against the local AWS at `url` (AWS_ENDPOINT_URL, as a user points the AWS SDK at it)."""
-    env = env if env is not None else environment()
-    return cloud.playbook(name, values, env | {"AWS_ENDPOINT_URL": url}, *args, installed=installed)
+def run(name: str, aws: LocalAws, values: dict[str, Any], *args: str, **kwargs: Any) -> playbook.Result:
+    """Runs a playbook against the local AWS (AWS_ENDPOINT_URL, as a user points the AWS SDK at it)."""
+    kwargs.setdefault("env", aws.environment())
+    return playbook.run(name, values, *args, **kwargs)
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,7 +93,7 @@ def inline_policy(iam: Any, role: str) -> dict[str, Any]:
     return document
 
 
-def leftovers(url: str, name: str = NAME) -> dict[str, list[str]]:
+def leftovers(url: LocalAws, name: str = NAME) -> dict[str, list[str]]:
     """Everything of every kind the playbook creates for fleet `name` that still exists (empty lists: nothing)."""
     ec2, ddb, ecs, ecr = client("ec2", url), client("dynamodb", url), client("ecs", url), client("ecr", url)
     logs, iam, lam = client("logs", url), client("iam", url), client("lambda", url)
@@ -165,7 +146,7 @@ def leftovers(url: str, name: str = NAME) -> dict[str, list[str]]:
     }
 
 
-def nothing_left(url: str, name: str = NAME) -> bool:
+def nothing_left(url: LocalAws, name: str = NAME) -> bool:
     found = leftovers(url, name)
     assert not any(found.values()), {kind: items for kind, items in found.items() if items}
     return True
@@ -190,34 +171,30 @@ def nothing_left(url: str, name: str = NAME) -> bool:
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
-    moto: str, overrides: dict[str, Any], credentials: bool, expected: str, installed_collection: Path
+    moto: LocalAws, overrides: dict[str, Any], credentials: bool, expected: str, installed_collection: Path
 ) -> None:
-    rc, out = playbook(
-        "deploy-aws-rooms.yml",
-        moto,
-        extra_vars(**overrides),
-        env=environment(credentials),
-        installed=installed_collection,
-    )
-    assert rc != 0
-    assert expected in out, out[-3000:]
+    env = moto.environment()
+    if not credentials:
+        env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    result = run("deploy-aws-rooms.yml", moto, extra_vars(**overrides), env=env, installed=installed_collection)
+    assert not result.ok
+    assert expected in result.text, str(result)
     # the first task that calls AWS never ran
-    assert "Find the availability zones" not in out and "Read the account" not in out, out[-3000:]
-    assert "too-short-a-key" not in out
+    assert "Find the availability zones" not in result.output and "Read the account" not in result.output, str(result)
+    assert "too-short-a-key" not in result.output
     assert nothing_left(moto)
 
 
-def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: str, installed_collection: Path) -> None:
+def test_check_mode_on_a_new_account_previews_and_creates_nothing(moto: LocalAws, installed_collection: Path) -> None:
     key = "a-given-key-" + "k" * 24
     values = extra_vars(godot_fleet_name="gf-rooms-check", godot_fleet_rooms_api_key=key)
-    rc, out = playbook("deploy-aws-rooms.yml", moto, values, "--check", "-v", installed=installed_collection)
-    assert rc == 0, out[-5000:]
-    assert changed(out) >= 8, out[-5000:]  # VPC, table, repository, log groups, roles, cluster, ...: all reported
-    assert key not in out
+    result = run("deploy-aws-rooms.yml", moto, values, "--check", "-v", installed=installed_collection)
+    assert result.ok, str(result)
+    assert result.changed >= 8, str(result)  # VPC, table, repository, log groups, roles, cluster, ...: all reported
+    assert key not in result.output
     assert nothing_left(moto, "gf-rooms-check")
-    rc, out = playbook("teardown-aws-rooms.yml", moto, values, "--check", installed=installed_collection)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
+    result = run("teardown-aws-rooms.yml", moto, values, "--check", installed=installed_collection)
+    assert result.ok and result.changed == 0, result.changed_tasks() or str(result)
 
 
 # --- the deployment ---------------------------------------------------------------------------------------------
@@ -588,7 +565,7 @@ def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return int(answer["statusCode"]), body
 
 
-def run_handlers_as_deployed(moto: str, key: str) -> str:
+def run_handlers_as_deployed(moto: LocalAws, key: str) -> str:
     """Runs the handlers with the deployed configuration; returns the task ARN of a room left running."""
     lam, ecs, ddb, events = (
         client("lambda", moto),
@@ -597,28 +574,16 @@ def run_handlers_as_deployed(moto: str, key: str) -> str:
         client("events", moto),
     )
     # moto advances a task's state on every DescribeTasks: keep the rooms where RunTask put them
-    pin = {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}}
-    request = urllib.request.Request(
-        f"{moto}/moto-api/state-manager/set-transition", data=json.dumps(pin).encode(), method="POST"
-    )
-    with urllib.request.urlopen(request) as answer:
-        assert answer.status in (200, 201)
+    moto.moto_api("state-manager/set-transition", PIN_TASKS)
     deployed = lam.get_function_configuration(FunctionName=f"{NAME}-room-api")["Environment"]["Variables"]
     cleanup_env = lam.get_function_configuration(FunctionName=f"{NAME}-room-cleanup")["Environment"]["Variables"]
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith(("AWS_", "ROOM_"))]:
             patch.delenv(name)
         # what the Lambda runtime provides, the endpoint of the emulated AWS, and the deployed configuration
-        for name, value in {
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL": moto,
-            **CREDENTIALS,
-            **deployed,
-            **cleanup_env,
-        }.items():
+        runtime = {k: v for k, v in moto.environment(region=REGION).items() if k.startswith("AWS_")}
+        for name, value in {**runtime, **deployed, **cleanup_env}.items():
             patch.setenv(name, value)
-        patch.syspath_prepend(str(ROOT))
         from room_api import aws_lambda
 
         aws_lambda.reset()
@@ -690,15 +655,15 @@ def run_handlers_as_deployed(moto: str, key: str) -> str:
             aws_lambda.reset()
 
 
-def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
+def test_deploy_rerun_check_handlers_and_teardown(moto: LocalAws) -> None:
     values = extra_vars()
-    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
-    assert rc == 0, out[-5000:]
-    assert recap(out)["localhost"]["changed"] > 0
-    outputs = [out]
-    urls = [line.split("=", 1)[1].strip() for line in out.splitlines() if "ROOM_API_URL=" in line]
-    assert len(urls) == 1 and urls[0].startswith("https://") and urls[0].endswith(".amazonaws.com"), out[-3000:]
-    assert f"the SSM SecureString parameter {KEY_PARAMETER}" in out
+    result = run("deploy-aws-rooms.yml", moto, values)
+    assert result.ok, str(result)
+    assert result.stats["localhost"]["changed"] > 0
+    outputs = [result.output]
+    urls = [line.split("=", 1)[1].strip() for line in result.text.splitlines() if "ROOM_API_URL=" in line]
+    assert len(urls) == 1 and urls[0].startswith("https://") and urls[0].endswith(".amazonaws.com"), str(result)
+    assert f"the SSM SecureString parameter {KEY_PARAMETER}" in result.text
 
     ssm = client("ssm", moto)
     parameter = ssm.get_parameter(Name=KEY_PARAMETER, WithDecryption=True)["Parameter"]
@@ -715,44 +680,38 @@ def test_deploy_rerun_check_handlers_and_teardown(moto: str) -> None:
     assert_functions(client("lambda", moto), task_definition, subnets, group)
     assert_wiring(client("lambda", moto), client("events", moto), client("apigatewayv2", moto), urls[0])
 
-    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
-    outputs.append(out)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
-    rc, out = playbook("deploy-aws-rooms.yml", moto, values, "--check", "--diff")
-    outputs.append(out)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
+    for args in ((), ("--check", "--diff")):
+        again = run("deploy-aws-rooms.yml", moto, values, *args)
+        outputs.append(again.output)
+        assert again.ok and again.changed == 0, again.changed_tasks() or str(again)
     # the generated key was kept, and never printed
     assert ssm.get_parameter(Name=KEY_PARAMETER, WithDecryption=True)["Parameter"]["Value"] == key
     assert not [o for o in outputs if key in o]
 
     left_on = run_handlers_as_deployed(moto, key)
 
-    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
-    assert rc == 0, out[-5000:]
-    assert changed(out) > 0
+    result = run("teardown-aws-rooms.yml", moto, values)
+    assert result.ok and result.changed > 0, str(result)
     assert nothing_left(moto)
     [task] = client("ecs", moto).describe_tasks(cluster=CLUSTER_ARN, tasks=[left_on])["tasks"]
     assert (task["lastStatus"], task["stoppedReason"]) == ("STOPPED", "godot-fleet teardown")
-    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
+    result = run("teardown-aws-rooms.yml", moto, values)
+    assert result.ok and result.changed == 0, result.changed_tasks() or str(result)
 
 
-def test_the_room_api_uses_the_table_aws_rooms_registry_table_names(moto: str) -> None:
+def test_the_room_api_uses_the_table_aws_rooms_registry_table_names(moto: LocalAws) -> None:
     """Renaming the registry table (aws_rooms_registry_table) renames it for the room API too: its ROOM_TABLE and its
     policy follow the registry role's setting, not a name derived from the fleet."""
     name, table = "gf-rooms-table", "gf-rooms-table-renamed"
     values = extra_vars(godot_fleet_name=name, aws_rooms_registry_table=table)
-    rc, out = playbook("deploy-aws-rooms.yml", moto, values)
-    assert rc == 0, out[-5000:]
+    result = run("deploy-aws-rooms.yml", moto, values)
+    assert result.ok, str(result)
     assert client("dynamodb", moto).describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE"
     lam = client("lambda", moto)
     for function in (f"{name}-room-api", f"{name}-room-cleanup"):
         assert lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]["ROOM_TABLE"] == table
     resources = [r for s in statements(inline_policy(client("iam", moto), f"{name}-room-api")) for r in s["Resource"]]
     assert arn("dynamodb", f"table/{table}") in resources and arn("dynamodb", f"table/{name}-rooms") not in resources
-    rc, out = playbook("teardown-aws-rooms.yml", moto, values)
-    assert rc == 0, out[-5000:]
+    result = run("teardown-aws-rooms.yml", moto, values)
+    assert result.ok, str(result)
     assert nothing_left(moto, name)

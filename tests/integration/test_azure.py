@@ -1,4 +1,4 @@
-"""deploy-azure.yml / teardown-azure.yml end to end against the local Azure (scripts/azure_local.py).
+"""deploy-azure.yml / teardown-azure.yml end to end against the local Azure (testbed/azure.py).
 
 ARM is the project's ARM test double (tests/arm_double), the Blob service is Azurite over HTTPS with bearer-token
 checks, and the VM is a local systemd container. The unmodified azure.azcollection modules provision; the second
@@ -13,10 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,23 +24,10 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import azure_local  # noqa: E402
-
-from tests.arm_double.arm import DEFAULT_STORAGE_KEY  # noqa: E402
-from tests.integration import cloud  # noqa: E402
-from tests.integration.cloud import (  # noqa: E402
-    PODMAN_ENV,
-    PORTABLE_ROOMS,
-    admin_public_key,
-    assert_rooms_serve_clients,
-    changed,
-    demo_build,
-    local_host_vars,
-    recap,
-    unwrap,
-)
+from testbed import ROOT, playbook
+from testbed.arm_double.arm import DEFAULT_STORAGE_KEY
+from testbed.azure import host_down, host_up, local_azure
+from testbed.demo import PORTABLE_ROOMS, admin_public_key, assert_rooms_serve_clients, build, local_host_vars
 
 NAME = "gf-az-it"
 ACCOUNT = "gfazitbuilds"
@@ -53,53 +38,19 @@ WRITES = {"PUT", "PATCH", "DELETE"}
 READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # Storage Blob Data Reader
 
 
-def free_port_block(size: int = 3) -> int:
-    """A port P with P..P+size-1 free on loopback (the harness uses P, P+1, P+2)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base: int = s.getsockname()[1]
-        if base + size > 65535:
-            continue
-        try:
-            for offset in range(1, size):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no block of free ports")
-
-
 @pytest.fixture(scope="module")
 def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    directory = tmp_path_factory.mktemp("local-azure")
-    port = free_port_block()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "azure_local.py"), "serve", "--dir", str(directory),
-         "--port", str(port), "--account", ACCOUNT, "--account", "gfazcheck"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "READY", line + proc.stdout.read()[-3000:]
-        env = dict(line.split("=", 1) for line in (directory / "env").read_text().splitlines())
-        env["GF_AZURE_DIR"] = str(directory)
+    with local_azure(tmp_path_factory.mktemp("local-azure"), [ACCOUNT, "gfazcheck"]) as env:
         yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture()
 def vm_host(azure: dict[str, str]) -> Iterator[str]:
-    os.environ.update(PODMAN_ENV)
-    azure_local.host_up(HOST, Path(azure["GF_AZURE_DIR"]))
+    host_up(HOST, Path(azure["GF_AZURE_DIR"]))
     try:
         yield HOST
     finally:
-        azure_local.host_down(HOST)
+        host_down(HOST)
 
 
 def double(azure: dict[str, str], path: str, method: str = "GET") -> Any:
@@ -119,13 +70,13 @@ def resources(azure: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def extra_vars(azure: dict[str, str], tmp: Path, **overrides: Any) -> dict[str, Any]:
-    build, release = demo_build()
+    archive, release = build()
     values: dict[str, Any] = {
         "godot_fleet_name": NAME,
         "godot_fleet_azure_storage_account": ACCOUNT,
         "godot_fleet_admin_cidr": ADMIN_CIDR,
         "godot_fleet_ssh_public_key": admin_public_key(tmp),
-        "godot_fleet_build_file": str(build),
+        "godot_fleet_build_file": str(archive),
         "godot_server_version": release,
         "godot_server_ports": PORTS,
         # the local stand-ins: VM 0 is the container HOST, its identity endpoint the harness's
@@ -139,18 +90,10 @@ def extra_vars(azure: dict[str, str], tmp: Path, **overrides: Any) -> dict[str, 
     return values
 
 
-def playbook(
-    name: str,
-    values: dict[str, Any],
-    azure: dict[str, str],
-    *args: str,
-    env: dict[str, str] | None = None,
-    installed: Path | None = None,
-) -> tuple[int, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    return cloud.playbook(
-        name, values, env if env is not None else dict(base, **azure, **PODMAN_ENV), *args, installed=installed
-    )
+def run(name: str, values: dict[str, Any], azure: dict[str, str], *args: str, **kwargs: Any) -> playbook.Result:
+    """Runs a playbook against the local Azure (its environment: the service principal, proxy, CA bundle)."""
+    kwargs.setdefault("env", dict({k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **azure))
+    return playbook.run(name, values, *args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -188,9 +131,9 @@ def test_bad_input_fails_before_any_arm_write(
     if drop_credentials:
         env = {k: v for k, v in env.items() if not k.startswith("AZURE_") or k == "AZURE_SUBSCRIPTION_ID"}
     values = extra_vars(azure, tmp_path, **overrides)
-    rc, out = playbook("deploy-azure.yml", values, azure, env=env, installed=installed_collection)
-    assert rc != 0
-    assert expected in out, out[-3000:]
+    result = run("deploy-azure.yml", values, azure, env=env, installed=installed_collection)
+    assert not result.ok
+    assert expected in result.text, str(result)
     assert double(azure, "/_double/requests")["value"] == []  # not even a read: refused before any Azure call
 
 
@@ -199,24 +142,23 @@ def test_check_mode_on_a_new_subscription_writes_nothing(
 ) -> None:
     double(azure, "/_double/requests", method="DELETE")
     values = extra_vars(azure, tmp_path, godot_fleet_name="gf-az-check", godot_fleet_azure_storage_account="gfazcheck")
-    rc, out = playbook("deploy-azure.yml", values, azure, "--check", installed=installed_collection)
-    assert rc == 0, out[-5000:]
-    assert changed(out) >= 2, out[-5000:]  # the resource group, and the report of what goes into it
-    assert "would create the resource group gf-az-check-rg and everything in it" in " ".join(out.split())
+    result = run("deploy-azure.yml", values, azure, "--check", installed=installed_collection)
+    assert result.ok, str(result)
+    assert result.changed >= 2, str(result)  # the resource group, and the report of what goes into it
+    assert "would create the resource group gf-az-check-rg and everything in it" in " ".join(result.text.split())
     assert arm_writes(azure) == []
     assert not [r for r in resources(azure) if "gf-az-check" in r["id"]]
-    rc, out = playbook("teardown-azure.yml", values, azure, "--check", installed=installed_collection)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
+    result = run("teardown-azure.yml", values, azure, "--check", installed=installed_collection)
+    assert result.ok and result.changed == 0, result.changed_tasks() or str(result)
     assert arm_writes(azure) == []
 
 
 def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_host: str, tmp_path: Path) -> None:
     values = extra_vars(azure, tmp_path)
-    rc, out = playbook("deploy-azure.yml", values, azure)
-    assert rc == 0, out[-5000:]
-    counts = recap(out)
-    assert counts[f"{NAME}-0"]["failed"] == 0 and counts[f"{NAME}-0"]["changed"] > 0, out[-3000:]
+    result = run("deploy-azure.yml", values, azure)
+    assert result.ok, str(result)
+    counts = result.stats
+    assert counts[f"{NAME}-0"]["failed"] == 0 and counts[f"{NAME}-0"]["changed"] > 0, str(result)
 
     assert_rooms_serve_clients(PORTS)
 
@@ -276,14 +218,10 @@ def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_ho
     assert assignment["principalId"] == principal and assignment["roleDefinitionId"].endswith(READER_ROLE)
     assert assignment["scope"].lower().endswith(f"storageaccounts/{ACCOUNT}/blobservices/default/containers/builds")
     ip = one("Microsoft.Network/publicIPAddresses")["properties"]
-    assert ip["publicIPAllocationMethod"] == "Static" and ip["ipAddress"] in out  # the summary names it
+    assert ip["publicIPAllocationMethod"] == "Static" and ip["ipAddress"] in result.text  # the summary names it
 
     # later runs find the VMs by their tags: the azure_rm inventory of inventories/azure/
-    listing = subprocess.run(
-        ["ansible-inventory", "-i", "inventories/azure/azure_rm.yml", "--list"],
-        cwd=ROOT, env=dict(os.environ, **azure), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    inventory = unwrap(json.loads(listing.stdout))
+    inventory = playbook.inventory(ROOT / "inventories" / "azure" / "azure_rm.yml", dict(os.environ, **azure))
     assert inventory["godot_servers"]["hosts"] == [f"{NAME}-0"]
     assert inventory[f"fleet_{NAME.replace('-', '_')}"]["hosts"] == [f"{NAME}-0"]
     found = inventory["_meta"]["hostvars"][f"{NAME}-0"]
@@ -291,32 +229,29 @@ def test_deploy_end_to_end_rerun_check_and_teardown(azure: dict[str, str], vm_ho
     assert found["godot_fleet_build"] == values["godot_server_version"]
 
     # a re-run and a check-mode run change nothing
-    rc, out = playbook("deploy-azure.yml", values, azure)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
+    again = run("deploy-azure.yml", values, azure)
+    assert again.ok and again.changed == 0 and len(again.stats) == 2, again.changed_tasks() or str(again)
     double(azure, "/_double/requests", method="DELETE")
-    rc, out = playbook("deploy-azure.yml", values, azure, "--check", "--diff")
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0 and len(recap(out)) == 2, out[-5000:]
+    again = run("deploy-azure.yml", values, azure, "--check", "--diff")
+    assert again.ok and again.changed == 0 and len(again.stats) == 2, again.changed_tasks() or str(again)
     assert arm_writes(azure) == []
 
     # a new build through the SAS fallback: uploaded under its version, fetched by the host with a short-lived
     # read-only SAS for that one blob (ARM ListServiceSas), installed beside the old one and switched to
     update = dict(values, godot_fleet_azure_build_auth="sas")
     update["godot_server_version"] = values["godot_server_version"] + ".2"
-    rc, out = playbook("deploy-azure.yml", update, azure)
-    assert rc == 0, out[-5000:]
-    assert "serviceSasToken" not in out and "sig=" not in out  # the SAS never shows in the output
+    result = run("deploy-azure.yml", update, azure)
+    assert result.ok, str(result)
+    # the SAS never shows in the output, nor in any task's result (what AWX keeps as job events)
+    assert "serviceSasToken" not in result.output and "sig=" not in result.output
     current = subprocess.run(
         ["podman", "exec", HOST, "readlink", "/opt/godot-server/current"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert current.endswith(update["godot_server_version"]), current
     assert_rooms_serve_clients(PORTS)
 
-    rc, out = playbook("teardown-azure.yml", values, azure)
-    assert rc == 0, out[-5000:]
-    assert changed(out) > 0
+    result = run("teardown-azure.yml", values, azure)
+    assert result.ok and result.changed > 0, str(result)
     assert resources(azure) == []
-    rc, out = playbook("teardown-azure.yml", values, azure)
-    assert rc == 0, out[-5000:]
-    assert changed(out) == 0, out[-5000:]
+    result = run("teardown-azure.yml", values, azure)
+    assert result.ok and result.changed == 0, result.changed_tasks() or str(result)

@@ -16,7 +16,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from cloud import PODMAN_ENV
+from testbed import PODMAN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"

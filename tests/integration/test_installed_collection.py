@@ -22,12 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cloud import PODMAN_ENV, PORTABLE_ROOMS, changed, demo_build, recap
-from enet_probe import probe_many
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_hosts  # noqa: E402
+from testbed import PODMAN_ENV, ROOT, demo, hosts, playbook
+from testbed.enet_probe import probe_many
 
 ARTIFACT_PORT = 13379
 IMAGES = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:"
@@ -42,7 +39,7 @@ SHIPPED = {
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "bindep.txt", "requirements.txt",
     "changelogs", "meta", "plugins", "roles", "playbooks", "inventories", "room_api", "tests",
 }  # fmt: skip
-NOT_SHIPPED = ["godot/", "bench/", "molecule/", "scripts/", "dist/", "tests/integration/", "tests/arm_double/",
+NOT_SHIPPED = ["godot/", "bench/", "molecule/", "scripts/", "testbed/", "dist/", "tests/integration/",
                "tests/games/", "inventories/local/", ".cache/", ".venv/", "Makefile", "ansible.cfg",
                "tests/conftest.py", "build-game.yml"]  # fmt: skip
 
@@ -125,18 +122,18 @@ def game_host(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[int], 
     """A local systemd container standing in for a game host (it shares this machine's loopback)."""
     name, image, ports, python = HOSTS[request.param]
     os.environ.update(PODMAN_ENV)
-    local_hosts.start(name, image)
+    hosts.start(name, image)
     try:
         yield name, ports, python
     finally:
-        local_hosts.remove(name)
+        hosts.remove(name)
 
 
 def test_deploy_hosts_from_the_installed_collection(
     installed_collection: Path, artifacts: str, game_host: tuple[str, list[int], str], tmp_path: Path
 ) -> None:
     host, ports, python = game_host
-    build, release = demo_build()
+    build, release = demo.build()
     base = artifacts
     inventory = tmp_path / "hosts.yml"  # what a user writes (inventories/hosts.example.yml), the host a container
     inventory.write_text(
@@ -150,7 +147,7 @@ def test_deploy_hosts_from_the_installed_collection(
                         "godot_server_url": f"{base}/{build.name}",
                         "godot_server_checksum": f"sha256:{base}/SHA256SUMS",
                         "godot_server_ports": ports,
-                        **PORTABLE_ROOMS,
+                        **demo.PORTABLE_ROOMS,
                     },
                 }
             }
@@ -158,12 +155,17 @@ def test_deploy_hosts_from_the_installed_collection(
     )
     workdir = tmp_path / "work"
     workdir.mkdir()
-    playbook = ["ansible-playbook", "-i", str(inventory), "godot_fleet.fleet.deploy_hosts"]
 
-    first = run(installed_collection, workdir, *playbook)
-    out = first.stdout + first.stderr
-    assert first.returncode == 0, out[-5000:]
-    assert recap(out)[host]["changed"] > 0
+    def deploy(*args: str) -> playbook.Result:
+        """`ansible-playbook -i hosts.yml godot_fleet.fleet.deploy_hosts` from the installed collection in workdir."""
+        return playbook.run(
+            "godot_fleet.fleet.deploy_hosts", None, *args, inventory=inventory, env=dict(os.environ, **PODMAN_ENV),
+            installed=installed_collection, cwd=workdir,
+        )  # fmt: skip
+
+    first = deploy()
+    assert first.ok, str(first)
+    assert first.stats[host]["changed"] > 0, str(first)
     version = subprocess.run(["podman", "exec", host, "/usr/bin/python3", "-V"], capture_output=True, text=True)
     assert version.stdout.startswith(f"Python {python}."), version.stdout  # the Python the modules ran with
     assert str(installed_collection) in run(installed_collection, workdir, "ansible-galaxy", "collection", "list",
@@ -171,8 +173,8 @@ def test_deploy_hosts_from_the_installed_collection(
     results = probe_many([f"127.0.0.1:{p}" for p in ports], timeout=5.0)
     assert all(r.ok for r in results), results
 
-    again = run(installed_collection, workdir, *playbook)
-    assert again.returncode == 0 and changed(again.stdout) == 0, again.stdout[-5000:]
-    check = run(installed_collection, workdir, *playbook, "--check", "--diff")
-    assert check.returncode == 0 and changed(check.stdout) == 0, check.stdout[-5000:]
+    again = deploy()
+    assert again.ok and again.changed == 0, again.changed_tasks() or str(again)
+    check = deploy("--check", "--diff")
+    assert check.ok and check.changed == 0, check.changed_tasks() or str(check)
     assert list(workdir.iterdir()) == []  # nothing written where the user stands

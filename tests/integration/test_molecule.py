@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed import PODMAN_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "logs"
 
@@ -19,7 +21,7 @@ def run_scenario(name: str) -> None:
         GF_ROOT=str(ROOT),
         GF_DEMO_VERSION=(ROOT / "dist" / "VERSION").read_text().strip(),
         GF_DEMO_RELEASE=(ROOT / "dist" / "RELEASE").read_text().strip(),
-        CONTAINERS_CONF=str(ROOT / "scripts" / "containers.conf"),
+        **PODMAN_ENV,
         ANSIBLE_FORCE_COLOR="0",
         PY_COLORS="0",
     )

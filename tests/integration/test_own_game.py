@@ -22,7 +22,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 import zipfile
@@ -34,12 +33,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cloud import PODMAN_ENV, changed, playbook, recap
-from enet_probe import probe_many
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_hosts  # noqa: E402
+from testbed import PODMAN_ENV, ROOT, hosts, playbook
+from testbed.enet_probe import probe_many
+from testbed.playbook import Result
 
 GAME = ROOT / "tests" / "games" / "beacon"
 HOST = "gf-own-game"
@@ -73,7 +70,31 @@ class User:
     cwd: Path
     installed: Path
 
+    def playbook(self, command: str, *extra: str) -> Result:
+        """The guide's `ansible-playbook [-i INVENTORY] PLAYBOOK ARG...` command as the user types it, run through
+        testbed.playbook (the same ansible-playbook and arguments; the result read as JSON) with `extra` arguments."""
+        argv = shlex.split(command)
+        assert argv[0] == "ansible-playbook", command
+        inventories: list[str] = []
+        target, args = "", list[str]()
+        words = iter(argv[1:])
+        for word in words:
+            if word in ("-i", "--inventory"):
+                inventories.append(next(words))
+            elif word in ("-e", "--extra-vars"):
+                args += [word, next(words)]
+            elif word.startswith("-") or target:
+                args.append(word)
+            else:
+                target = word
+        assert target.startswith("godot_fleet.fleet."), command
+        return playbook.run(
+            target, None, *args, *extra, inventory=inventories, env=ENV, installed=self.installed, cwd=self.cwd,
+            timeout=1200,
+        )  # fmt: skip
+
     def run(self, command: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        """One of the guide's ad-hoc `ansible` commands, as the user types it."""
         env = {k: v for k, v in ENV.items() if not k.startswith("ANSIBLE_")}
         env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed)
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
@@ -110,9 +131,14 @@ PROBE = "ansible -i hosts.yml godot_servers -m godot_fleet.fleet.room_probe"
 LOGS = "ansible -i hosts.yml godot_servers -b -m ansible.builtin.command"
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-6000:]
+def ok(result: Result) -> Result:
+    assert result.ok, str(result)
+    return result
+
+
+def ok_text(proc: subprocess.CompletedProcess[str]) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
     return out
 
 
@@ -162,11 +188,11 @@ def artifact_store(user: User) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def game_host() -> Iterator[str]:
     os.environ.update(PODMAN_ENV)
-    local_hosts.start(HOST)
+    hosts.start(HOST)
     try:
         yield HOST
     finally:
-        local_hosts.remove(HOST)
+        hosts.remove(HOST)
 
 
 def deploy_vars(user: User, store: str, **overrides: Any) -> dict[str, Any]:
@@ -243,8 +269,8 @@ def test_the_guide_gdscript_serves_a_client(tmp_path: Path) -> None:
 
 
 def test_build_the_game(user: User) -> None:
-    out = ok(user.run(command(BUILD)))
-    assert recap(out)["localhost"]["changed"] == 1
+    result = ok(user.playbook(command(BUILD)))
+    assert result.stats["localhost"]["changed"] == 1, str(result)
     manifest = user.manifest()
     assert manifest["name"] == "beacon" and manifest["version"] == "0.3.1"
     assert re.fullmatch(r"0\.3\.1\+[0-9a-f]{10}", manifest["release"])
@@ -254,7 +280,8 @@ def test_build_the_game(user: User) -> None:
     assert manifest["dedicated_server"] is True and "dedicated server" in manifest["preset"]
     assert not (user.cwd / "mygame" / "export_presets.cfg").exists()
     assert not (user.cwd / "mygame" / ".godot").exists()
-    assert "two builds differ" not in out, out  # .uid files and scene ids present: nothing makes builds differ
+    # .uid files and scene ids present: nothing makes builds differ
+    assert "two builds differ" not in " ".join(result.text.split()), str(result)
     for sums, algorithm in (("SHA256SUMS", "sha256"), ("SHA512SUMS", "sha512")):
         lines = (user.dist / sums).read_text().splitlines()
         assert len(lines) == 3
@@ -273,12 +300,12 @@ def test_build_the_game(user: User) -> None:
 
 def test_a_rebuild_changes_nothing_and_is_reproducible(user: User, tmp_path: Path) -> None:
     sums = (user.dist / "SHA256SUMS").read_text()
-    again = ok(user.run(command(BUILD)))
-    assert changed(again) == 0
-    check = ok(user.run(command(BUILD), "--check"))
-    assert changed(check) == 0
+    again = ok(user.playbook(command(BUILD)))
+    assert again.changed == 0, again.changed_tasks()
+    check = ok(user.playbook(command(BUILD), "--check"))
+    assert check.changed == 0, check.changed_tasks()
     other = tmp_path / "again"
-    ok(user.run(command(BUILD), "-e", f"godot_build_dest={other}"))
+    ok(user.playbook(command(BUILD), "-e", f"godot_build_dest={other}"))
     assert (other / "SHA256SUMS").read_text() == sums
     assert json.loads((other / "release.json").read_text())["release"] == user.manifest()["release"]
 
@@ -313,8 +340,9 @@ def test_the_engine_on_the_build_host_with_a_downloaded_template(
     }
     try:
         (tmp_path / "host-build.yml").write_text(yaml.safe_dump(values))
-        out = ok(user.run(BUILD, "-e", f"@{tmp_path / 'host-build.yml'}"))
-        assert "Download and verify the checksum of the template" in out
+        result = ok(user.playbook(BUILD, "-e", f"@{tmp_path / 'host-build.yml'}"))
+        download = result.task("godot_fleet.fleet.godot_build : Download and verify the checksum of the template")
+        assert not download.result.get("skipped"), str(result)
         built = json.loads((tmp_path / "dist" / "release.json").read_text())
         assert set(built["files"]) == {"exported"}
         with tarfile.open(tmp_path / "dist" / built["files"]["exported"]["file"]) as archive:
@@ -322,8 +350,10 @@ def test_the_engine_on_the_build_host_with_a_downloaded_template(
         # a template that does not match its sums file is refused before anything is exported
         (templates / "SHA512-SUMS.txt").write_text(f"{'0' * 128}  Godot_v4.6.3-stable_export_templates.tpz\n")
         shutil.rmtree(tmp_path / "downloads")
-        refused = user.run(BUILD, "-e", f"@{tmp_path / 'host-build.yml'}", "-e", f"godot_build_dest={tmp_path / 'x'}")
-        assert refused.returncode != 0 and "checksum" in refused.stdout.lower(), refused.stdout[-3000:]
+        refused = user.playbook(
+            BUILD, "-e", f"@{tmp_path / 'host-build.yml'}", "-e", f"godot_build_dest={tmp_path / 'x'}"
+        )
+        assert not refused.ok and "checksum" in " ".join(f.message for f in refused.failures).lower(), str(refused)
         assert not (tmp_path / "x" / "release.json").exists()
     finally:
         shutil.rmtree(templates)
@@ -331,30 +361,32 @@ def test_the_engine_on_the_build_host_with_a_downloaded_template(
 
 def test_deploy_probe_and_play(user: User, artifact_store: str, game_host: str) -> None:
     user.write("deploy.yml", deploy_vars(user, artifact_store))
-    out = ok(user.run(command(DEPLOY)))
-    assert recap(out)[game_host]["changed"] > 0
+    result = ok(user.playbook(command(DEPLOY)))
+    assert result.stats[game_host]["changed"] > 0, str(result)
     assert current_release(game_host) == user.manifest()["release"]
-    probed = ok(user.run(command(PROBE)))
+    probed = ok_text(user.run(command(PROBE)))
     assert f"{game_host} | SUCCESS" in probed and '"expect": "spawn"' in probed, probed
-    logs = ok(user.run(command(LOGS)))
+    logs = ok_text(user.run(command(LOGS)))
     assert "BEACON_SERVER_LISTENING port=12077" not in logs and "BEACON_SERVER_LISTENING port=13461" in logs, logs
     results = probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5, expect="spawn")
     assert all(r.ok for r in results), results
     client = game_client(user.dist / user.manifest()["files"]["pack"]["file"], PORTS[0])
     assert client.returncode == 0 and "BEACON_CLIENT_OK" in client.stdout, client.stdout[-3000:] + client.stderr[-2000:]
-    assert changed(ok(user.run(command(DEPLOY)))) == 0
-    assert changed(ok(user.run(command(DEPLOY), "--check", "--diff"))) == 0
+    again = ok(user.playbook(command(DEPLOY)))
+    assert again.changed == 0, again.changed_tasks()
+    check = ok(user.playbook(command(DEPLOY), "--check", "--diff"))
+    assert check.changed == 0, check.changed_tasks()
 
 
 def test_update_to_a_new_version(user: User, artifact_store: str, game_host: str) -> None:
     user.set_version("0.3.2")
-    ok(user.run(command(BUILD)))
+    ok(user.playbook(command(BUILD)))
     release = user.manifest()["release"]
     assert release.startswith("0.3.2+")
     user.write("deploy.yml", deploy_vars(user, artifact_store))
-    check = ok(user.run(command(DEPLOY), "--check"))
-    assert f"would switch to release {release}; would restart rooms {PORTS[0]}, {PORTS[1]}" in check, check[-4000:]
-    ok(user.run(command(DEPLOY)))
+    check = ok(user.playbook(command(DEPLOY), "--check"))
+    assert f"would switch to release {release}; would restart rooms {PORTS[0]}, {PORTS[1]}" in check.text, str(check)
+    ok(user.playbook(command(DEPLOY)))
     assert current_release(game_host) == release
     assert all(r.ok for r in probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5, expect="connect"))
 
@@ -374,16 +406,17 @@ def test_a_build_that_breaks_the_contract_is_rolled_back_and_removed(
         )
     )
     user.set_version("0.3.3")
-    ok(user.run(command(BUILD)))
+    ok(user.playbook(command(BUILD)))
     user.write("deploy.yml", deploy_vars(user, artifact_store, godot_server_version="0.3.3"))
-    failed = user.run(command(DEPLOY))
-    out = failed.stdout + failed.stderr
-    assert failed.returncode != 0, out[-4000:]
-    failures = [m.start() for m in re.finditer(r"^fatal: ", out, re.M)]
-    assert len(failures) == 1, out[-6000:]  # one failure: the message, no raw module failure before it
-    assert out[: failures[0]].rsplit("TASK [", 1)[1].startswith("godot_fleet.fleet.godot_server : Stop with the reason")
-    assert "non-zero return code" not in out
-    message = out[failures[0] :]
+    failed = user.playbook(command(DEPLOY))
+    assert not failed.ok, str(failed)
+    # one failure: the message, no raw module failure before it (not even a rescued or ignored one)
+    assert len(failed.failures) == 1, str(failed)
+    [failure] = failed.failures
+    assert failure.task == "godot_fleet.fleet.godot_server : Stop with the reason", str(failed)
+    message = failure.message
+    # (the wait for the rooms ends with "non-zero return code": registered, not shown, and not in the message)
+    assert "non-zero return code" not in message, message
     assert "release 0.3.3 did not come up on gf-own-game" in message
     assert f"Rolled back: the rooms run {serving} again." in message
     assert "Release 0.3.3 was removed from the host" in message
@@ -398,9 +431,9 @@ def test_a_build_that_breaks_the_contract_is_rolled_back_and_removed(
 
     # fixed, the same label deploys
     net.write_text(original)
-    ok(user.run(command(BUILD)))
+    ok(user.playbook(command(BUILD)))
     user.write("deploy.yml", deploy_vars(user, artifact_store, godot_server_version="0.3.3"))
-    ok(user.run(command(DEPLOY)))
+    ok(user.playbook(command(DEPLOY)))
     assert current_release(game_host) == "0.3.3"
     assert all(r.ok for r in probe_many([f"127.0.0.1:{p}" for p in PORTS], timeout=5, expect="spawn"))
 
@@ -418,8 +451,8 @@ def test_the_same_game_in_the_room_image(user: User) -> None:
     }
     name = "gf-own-game-room"
     try:
-        rc, out = playbook("build-room-image.yml", values, ENV)
-        assert rc == 0, out[-5000:]
+        result = playbook.run("build-room-image.yml", values, env=ENV)
+        assert result.ok, str(result)
         subprocess.run(["podman", "run", "-d", "--name", name, "-p", f"127.0.0.1:{ROOM_PORT}:12077/udp",
                         f"{ROOM_IMAGE}:{manifest['version']}"], env=ENV, check=True, capture_output=True)  # fmt: skip
         results = probe_many([f"127.0.0.1:{ROOM_PORT}"], timeout=10, expect="spawn")

@@ -32,10 +32,11 @@ from typing import Any
 
 import pytest
 
+from testbed import PODMAN_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip()
 IMAGE = f"localhost/godot-fleet/demo-room:{VERSION}"
-PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
 # helper "addon" ports: API 15400, throwaway sockets 15401-15409, rooms 15410-15499 (loopback only)
 API_PORT = 15400
 ROOM_PORTS = (15410, 15429)

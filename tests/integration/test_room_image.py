@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud import PODMAN_ENV, changed, playbook
-from enet_probe import probe
+
+from testbed import PODMAN_ENV, playbook
+from testbed.enet_probe import probe
+from testbed.playbook import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip() if (ROOT / "dist" / "VERSION").is_file() else ""
@@ -90,37 +92,33 @@ def containers() -> list[str]:
     return out.split()
 
 
+def build_values(build_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """The demo build's inputs and the test's image names, building in `build_dir`."""
+    values: dict[str, Any] = {
+        **demo_inputs(),
+        "rooms_image_name": NAME,
+        "rooms_image_base_name": BASE_NAME,
+        "rooms_image_build_dir": str(build_dir),
+    }
+    return values | overrides
+
+
 @dataclass
 class Build:
     build_dir: Path
-    output: str
-    seconds: float
+    result: Result
 
     def values(self, **overrides: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            **demo_inputs(),
-            "rooms_image_name": NAME,
-            "rooms_image_base_name": BASE_NAME,
-            "rooms_image_build_dir": str(self.build_dir),
-        }
-        return values | overrides
+        return build_values(self.build_dir, **overrides)
 
 
-def changed_tasks(output: str) -> list[str]:
-    """The tasks that reported a change (for assertion messages)."""
-    tasks, current = [], ""
-    for line in output.splitlines():
-        if line.startswith("TASK ["):
-            current = line.split("[", 1)[1].rsplit("]", 1)[0]
-        elif line.startswith("changed:"):
-            tasks.append(current)
-    return tasks
+def changed_tasks(result: Result) -> list[str]:
+    """The tasks that reported a change, by name (a role's tasks as `godot_fleet.fleet.ROLE : NAME`)."""
+    return [t.task for t in result.tasks if t.changed]
 
 
-def run_playbook(values: dict[str, Any], *args: str, installed: Path | None = None) -> tuple[int, str, float]:
-    start = time.monotonic()
-    rc, out = playbook("build-room-image.yml", values, ENV, *args, installed=installed)
-    return rc, out, time.monotonic() - start
+def run_playbook(values: dict[str, Any], *args: str, installed: Path | None = None) -> Result:
+    return playbook.run("build-room-image.yml", values, *args, env=ENV, installed=installed)
 
 
 def demo_inputs() -> dict[str, str]:
@@ -138,12 +136,11 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
     """A fresh build: the test images are removed first, and again at the end (also on failure)."""
     remove_test_images()
     build_dir = tmp_path_factory.mktemp("room-image")
-    values = Build(build_dir, "", 0).values()
     try:
-        rc, out, seconds = run_playbook(values)
-        assert rc == 0, out[-4000:]
-        print(f"\nfresh build (base + room image): {seconds:.1f} s")
-        yield Build(build_dir, out, seconds)
+        result = run_playbook(build_values(build_dir))
+        assert result.ok, str(result)
+        print(f"\nfresh build (base + room image): {result.seconds:.1f} s")
+        yield Build(build_dir, result)
     finally:
         remove_test_images()
 
@@ -173,8 +170,8 @@ def wait_for_log(name: str, text: str, timeout: float = 30) -> str:
 
 
 def test_fresh_build_builds_base_and_room(build: Build) -> None:
-    assert changed(build.output) > 0
-    assert f"room image: {IMAGE} (base {BASE_NAME}:" in build.output
+    assert build.result.changed > 0
+    assert build.result.task("Show the image reference").message.startswith(f"room image: {IMAGE} (base {BASE_NAME}:")
     assert image_exists(IMAGE)
     labels = inspect(IMAGE)["Config"]["Labels"]
     assert image_exists(labels["org.opencontainers.image.base.name"])
@@ -184,35 +181,34 @@ def test_fresh_build_builds_base_and_room(build: Build) -> None:
 
 def test_rerun_changes_nothing(build: Build) -> None:
     before = inspect(IMAGE)["Id"]
-    rc, out, seconds = run_playbook(build.values())
-    print(f"\ncached re-run: {seconds:.1f} s")
-    assert rc == 0, out[-4000:]
-    assert changed(out) == 0, changed_tasks(out)
+    result = run_playbook(build.values())
+    print(f"\ncached re-run: {result.seconds:.1f} s")
+    assert result.ok, str(result)
+    assert result.changed == 0, changed_tasks(result)
     assert inspect(IMAGE)["Id"] == before
 
 
 def test_check_mode_on_converged_state_changes_nothing(build: Build, installed_collection: Path) -> None:
     """From the installed collection (the build named explicitly): the same roles compute the same images."""
-    values = build.values()
-    rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
-    assert rc == 0, out[-4000:]
-    assert changed(out) == 0, changed_tasks(out)
+    result = run_playbook(build.values(), "--check", installed=installed_collection)
+    assert result.ok, str(result)
+    assert result.changed == 0, changed_tasks(result)
 
 
 def test_no_build_is_refused_with_what_to_set(installed_collection: Path, tmp_path: Path) -> None:
     values = {"rooms_image_build_dir": str(tmp_path)}  # and no build: the installed collection has no dist/
-    rc, out, _ = run_playbook(values, "--check", installed=installed_collection)
-    assert rc != 0
+    result = run_playbook(values, "--check", installed=installed_collection)
+    assert not result.ok
     wanted = "rooms_image_version (godot_fleet_room_version in the playbooks, with godot_fleet_room_pack and"
-    assert wanted in " ".join(out.split()), out[-3000:]
+    assert wanted in " ".join(result.text.split()), str(result)
 
 
 def test_check_mode_reports_what_would_be_built_and_builds_nothing(build: Build) -> None:
     values = build.values(rooms_image_tag="check", rooms_image_base_name=f"{BASE_NAME}-check")
-    rc, out, _ = run_playbook(values, "--check")
-    assert rc == 0, out[-4000:]
-    assert changed(out) > 0
-    assert f"would build the runtime base {BASE_NAME}-check:" in out
+    result = run_playbook(values, "--check")
+    assert result.ok, str(result)
+    assert result.changed > 0
+    assert f"would build the runtime base {BASE_NAME}-check:" in result.text, str(result)
     assert not image_exists(f"{NAME}:check")
     assert not podman("images", "-q", f"{BASE_NAME}-check").stdout.strip()
 
@@ -222,16 +218,16 @@ def test_a_changed_input_rebuilds_only_the_room_image(build: Build) -> None:
     before = inspect(IMAGE)
     base = before["Config"]["Labels"]["org.opencontainers.image.base.name"]
     try:
-        rc, out, _ = run_playbook(build.values(rooms_image_max_players=4))
-        assert rc == 0, out[-4000:]
-        assert "godot_fleet.fleet.rooms_image : Build the runtime base image" not in changed_tasks(out)
+        result = run_playbook(build.values(rooms_image_max_players=4))
+        assert result.ok, str(result)
+        assert "godot_fleet.fleet.rooms_image : Build the runtime base image" not in changed_tasks(result)
         changed_image = inspect(IMAGE)
         assert changed_image["Config"]["Cmd"] == ["--max-players=4", "--empty-server-timeout=300"]
         assert changed_image["Config"]["Labels"]["org.opencontainers.image.base.name"] == base
         assert not image_exists(before["Id"])
     finally:
-        rc, out, _ = run_playbook(build.values())
-        assert rc == 0, out[-4000:]
+        restored = run_playbook(build.values())
+        assert restored.ok, str(restored)
     assert inspect(IMAGE)["Config"]["Cmd"] == ["--max-players=8", "--empty-server-timeout=300"]
     assert not image_exists(changed_image["Id"])
 
@@ -245,9 +241,9 @@ def test_a_repacked_runtime_with_the_same_engine_rebuilds_nothing(build: Build, 
     subprocess.run(["touch", "-d", "2001-01-01", *map(str, unpacked.rglob("*"))], check=True)
     repacked = tmp_path / "repacked.tar.gz"
     subprocess.run(["tar", "-C", str(unpacked), "-I", "gzip -1", "-cf", str(repacked), "engine"], check=True)
-    rc, out, _ = run_playbook(build.values(godot_fleet_room_runtime_archive=str(repacked)))
-    assert rc == 0, out[-4000:]
-    assert changed(out) == 0, changed_tasks(out)
+    result = run_playbook(build.values(godot_fleet_room_runtime_archive=str(repacked)))
+    assert result.ok, str(result)
+    assert result.changed == 0, changed_tasks(result)
 
 
 def test_image_configuration(build: Build) -> None:
@@ -304,7 +300,7 @@ def test_room_serves_enet_and_godot_clients_as_non_root(build: Build, room_name:
     assert ids == {"Uid": ["10001"] * 4, "Gid": ["10001"] * 4}, ids
 
     result = probe("127.0.0.1", ROOM_PORT, timeout=10)
-    assert result.ok, result
+    assert result.ok, str(result)
     pck = ROOT / "dist" / f"godot-fleet-demo-{VERSION}.pck"
     client = podman(
         "run", "--rm", "--network", "host", "--name", f"{room_name}-client", "-v", f"{pck}:/game.pck:ro",
@@ -343,11 +339,11 @@ def test_empty_room_exits_by_itself_with_code_0(build: Build, room_name: str) ->
     ids=["missing-pack", "missing-runtime", "port-70000", "negative-timeout", "bad-name", "bad-tag", "root"],
 )
 def test_bad_input_fails_before_anything_is_built(tmp_path: Path, overrides: dict[str, Any], message: str) -> None:
-    values = Build(tmp_path / "build", "", 0).values(**({"rooms_image_tag": "bad"} | overrides))
-    rc, out, _ = run_playbook(values)
-    assert rc != 0
-    assert message in " ".join(out.split()), out[-3000:]
-    assert changed(out) == 0
+    values = build_values(tmp_path / "build", **({"rooms_image_tag": "bad"} | overrides))
+    result = run_playbook(values)
+    assert not result.ok
+    assert message in " ".join(result.text.split()), str(result)
+    assert result.stats and result.changed == 0, str(result)
     assert not (tmp_path / "build").exists()
     assert not image_exists(f"{NAME}:bad")
 
@@ -362,10 +358,10 @@ def test_exported_style_on_an_os_base(build: Build, room_name: str) -> None:
         rooms_image_base=GODOT_IMAGE,
         rooms_image_exported_archive=str(archive),
     )
-    rc, out, _ = run_playbook(values)
-    assert rc == 0, out[-4000:]
-    rc, out, _ = run_playbook(values)
-    assert rc == 0 and changed(out) == 0, changed_tasks(out) or out[-4000:]
+    first = run_playbook(values)
+    assert first.ok, str(first)
+    again = run_playbook(values)
+    assert again.ok and again.changed == 0, changed_tasks(again) or str(again)
     config = inspect(EXPORTED_IMAGE)["Config"]
     assert config["Entrypoint"] == [
         "/opt/game/godot-fleet-demo.x86_64", "--headless", "--", "--server", "--port=12077",
@@ -377,7 +373,7 @@ def test_exported_style_on_an_os_base(build: Build, room_name: str) -> None:
            "--max-players=2", "--empty-server-timeout=3", check=True)  # fmt: skip
     assert "max_players=2" in wait_for_log(room_name, "GODOT_FLEET_READY")
     result = probe("127.0.0.1", EXPORTED_PORT, timeout=10)
-    assert result.ok, result
+    assert result.ok, str(result)
     # empty again after the probe: the room ends itself
     waited = podman("wait", room_name, timeout=60)
     assert waited.stdout.strip() == "0", waited
@@ -438,14 +434,16 @@ def registry(tmp_path: Path) -> Iterator[str]:
 def test_push_to_a_registry_once(build: Build, registry: str) -> None:
     repository = f"{registry}/godot-fleet/gf-image-test"
     values = build.values(rooms_image_push_to=repository, rooms_image_push_tls_verify=False)
-    rc, out, _ = run_playbook(values)
-    assert rc == 0, out[-4000:]
-    assert changed_tasks(out) == ["godot_fleet.fleet.rooms_image : Push the room image (credentials from podman login "
-                                  "or the auth file of the environment)",
-                                  "godot_fleet.fleet.rooms_image : Remember what was pushed"]  # fmt: skip
+    result = run_playbook(values)
+    assert result.ok, str(result)
+    assert changed_tasks(result) == [
+        "godot_fleet.fleet.rooms_image : Push the room image (credentials from podman login or the auth file of the "
+        "environment)",
+        "godot_fleet.fleet.rooms_image : Remember what was pushed",
+    ]
     with urllib.request.urlopen(f"http://{registry}/v2/godot-fleet/gf-image-test/tags/list", timeout=10) as answer:
         assert json.load(answer) == {"name": "godot-fleet/gf-image-test", "tags": [VERSION]}
     # pushed already: neither a re-run nor check mode pushes again
     for args in [(), ("--check",)]:
-        rc, out, _ = run_playbook(values, *args)
-        assert rc == 0 and changed(out) == 0, changed_tasks(out) or out[-4000:]
+        again = run_playbook(values, *args)
+        assert again.ok and again.changed == 0, changed_tasks(again) or str(again)

@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from enet_probe import probe
 
 from room_api.handlers import Api, Request, Response
 from room_api.local import LABEL_API, LocalBackend, LocalConfig
+from testbed import PODMAN_ENV, ROOT, playbook
+from testbed.enet_probe import probe
 
-ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip()
 #: The shared room image (built by build-room-image.yml). GF_ROOM_IMAGE overrides it (e.g. a hand-built image).
 ROOM_IMAGE = os.environ.get("GF_ROOM_IMAGE") or f"localhost/godot-fleet/demo-room:{VERSION}"
 BUILD_PLAYBOOK = ROOT / "build-room-image.yml"
-os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))  # as scripts/env.sh
+for _name, _value in PODMAN_ENV.items():  # the project's podman settings, as scripts/env.sh sets them
+    os.environ.setdefault(_name, _value)
 
 #: Game arguments of the test rooms (they replace the image's CMD): an empty room exits after 5 s.
 IDLE_EXIT_SECONDS = 5
@@ -56,18 +57,15 @@ def ensure_room_image() -> str:
         if not image_exists(ROOM_IMAGE):
             if not BUILD_PLAYBOOK.exists():
                 pytest.fail(f"room image {ROOM_IMAGE} is missing and {BUILD_PLAYBOOK} does not exist")
-            proc = subprocess.run(
-                ["ansible-playbook", BUILD_PLAYBOOK.name, "-e", "@inventories/local/demo-room.yml"],
-                cwd=ROOT,
+            result = playbook.run(
+                BUILD_PLAYBOOK.name,
+                None,
+                "-e",
+                "@inventories/local/demo-room.yml",
                 env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **os.environ, "PWD": str(ROOT)},
-                capture_output=True,
-                text=True,
-                check=False,
             )
-            if proc.returncode != 0 or not image_exists(ROOM_IMAGE):
-                pytest.fail(
-                    f"ansible-playbook {BUILD_PLAYBOOK.name} did not build {ROOM_IMAGE}:\n{proc.stdout[-3000:]}"
-                )
+            if not result.ok or not image_exists(ROOM_IMAGE):
+                pytest.fail(f"{BUILD_PLAYBOOK.name} did not build {ROOM_IMAGE}:\n{result}")
     return ROOM_IMAGE
 
 

@@ -1,5 +1,6 @@
-"""AWS backend tests against moto (tests/room_api/aws_fixture.py): DynamoDB transactions under concurrency, RunTask
-failures, reaping, paging, no Scan, and the Lambda entry points with real payload-2.0 / EventBridge events.
+"""AWS backend tests against moto (the local AWS of testbed.aws; fixtures in tests/room_api/aws_fixture.py):
+DynamoDB transactions under concurrency, RunTask failures, reaping, paging, no Scan, and the Lambda entry points
+with real payload-2.0 / EventBridge events.
 
 moto runs no containers: a room is a DynamoDB row and an ECS task record (RUNNING, private IP). Mocked: only the
 TransactionConflict cancellation (DynamoDB returns it when two transactions touch one item at the same moment;
@@ -24,8 +25,9 @@ from botocore.exceptions import ClientError
 from room_api import aws_lambda
 from room_api.aws import COUNTER_KEY, AwsBackend, AwsConfig, ConfigError, decode_page_token, encode_page_token
 from room_api.model import BadRequest, CapacityReached, NameTaken, NotFound, StartFailed
+from testbed.aws import LocalAws
+from testbed.aws_rooms import AwsWorld, client, fresh, provision, task_state_change
 from tests.room_api import aws_fixture
-from tests.room_api.aws_fixture import AwsWorld, client, provision, task_state_change
 
 # The fixtures of aws_fixture (moto server per session, a fresh world per test).
 moto_endpoint = aws_fixture.moto_endpoint
@@ -376,9 +378,9 @@ def test_one_describe_tasks_per_page_and_no_scan(aws_world: AwsWorld) -> None:
     }
 
 
-def test_public_ip_comes_from_the_eni_association(moto_endpoint: Any) -> None:
-    moto_endpoint.reset()
-    world = provision(moto_endpoint.endpoint, assign_public_ip="ENABLED")
+def test_public_ip_comes_from_the_eni_association(moto_endpoint: LocalAws) -> None:
+    fresh(moto_endpoint)
+    world = provision(moto_endpoint, assign_public_ip="ENABLED")
     backend = world.backend()
     backend.create("public-1")
     # moto gives the task's ENI no public IP: the room stays starting (no address to hand out yet) ...
@@ -420,9 +422,15 @@ def test_config_from_env_names_the_missing_variable(aws_world: AwsWorld) -> None
 
 
 @pytest.fixture()
-def lambda_env(aws_world: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
+def ssm(moto_endpoint: LocalAws) -> Any:
+    """An SSM client of the local AWS, in the world's region."""
+    return client(moto_endpoint, "ssm")
+
+
+@pytest.fixture()
+def lambda_env(aws_world: AwsWorld, ssm: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
     """The API function's environment (the world's resources, the key in SSM) and a fresh container."""
-    client(aws_world.endpoint, "ssm").put_parameter(Name=KEY_PARAMETER, Value=API_KEY, Type="SecureString")
+    ssm.put_parameter(Name=KEY_PARAMETER, Value=API_KEY, Type="SecureString")
     for key in [k for k in list(os.environ) if k.startswith(("AWS_", "ROOM_"))]:
         monkeypatch.delenv(key)
     for key, value in aws_world.environment(ROOM_API_KEY_PARAMETER=KEY_PARAMETER).items():
@@ -540,8 +548,7 @@ def test_api_handler_with_payload_v2_events(lambda_env: AwsWorld, caplog: pytest
     assert API_KEY not in caplog.text and "wrong-key" not in caplog.text
 
 
-def test_api_key_is_read_once_and_follows_rotation(lambda_env: AwsWorld) -> None:
-    ssm = client(lambda_env.endpoint, "ssm")
+def test_api_key_is_read_once_and_follows_rotation(lambda_env: AwsWorld, ssm: Any) -> None:
     api = aws_lambda.get_api()
     key = api.key
     assert isinstance(key, aws_lambda.CachedParameter) and KEY_PARAMETER in repr(key) and API_KEY not in repr(key)
@@ -560,8 +567,8 @@ def test_api_key_is_read_once_and_follows_rotation(lambda_env: AwsWorld) -> None
     assert cached() == "gf-aws-rotated-key-0123456789"  # SSM failing: the last key keeps working
 
 
-def test_api_handler_without_the_key_parameter_fails_closed(lambda_env: AwsWorld) -> None:
-    client(lambda_env.endpoint, "ssm").delete_parameter(Name=KEY_PARAMETER)
+def test_api_handler_without_the_key_parameter_fails_closed(lambda_env: AwsWorld, ssm: Any) -> None:
+    ssm.delete_parameter(Name=KEY_PARAMETER)
     status, body = call(http_event("POST", "/create_server", body='{"name": "no-key"}'))
     assert (status, body["error"]) == (500, "internal")
     assert row(lambda_env, "no-key") is None

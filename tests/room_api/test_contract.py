@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enet_probe import probe
 
 from room_api.handlers import Response
 from room_api.local import LABEL_API
-from tests.room_api.roomtest import ROOM_ARGS, ROOT, ContractTarget, call, new_api_id
+from testbed import ROOT
+from testbed.enet_probe import probe
+from tests.room_api.roomtest import ROOM_ARGS, ContractTarget, call, new_api_id
 
 
 def post(target: ContractTarget, path: str, body: dict[str, Any]) -> Response:

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from enet_probe import probe
 
 from room_api.local import (
     GONE_STATES,
@@ -38,6 +37,7 @@ from room_api.local import (
     encode_page_token,
 )
 from room_api.model import BadRequest, CapacityReached, NameTaken, NotFound, RoomApiError, StartFailed
+from testbed.enet_probe import probe
 from tests.room_api.roomtest import ROOM_ARGS, new_api_id
 
 #: FakeRuntime ports are never bound (nothing listens): plain numbers for the registry.

@@ -1,4 +1,4 @@
-"""The ARM test double (tests/arm_double), driven by the real Azure SDK clients and by raw HTTP through its proxy."""
+"""The ARM test double (testbed/arm_double), driven by the real Azure SDK clients and by raw HTTP through its proxy."""
 
 from __future__ import annotations
 
@@ -27,11 +27,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.arm_double import ArmDouble  # noqa: E402
+from testbed.arm_double import ArmDouble
 
 SUB = "00000000-0000-0000-0000-000000000000"
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -662,8 +658,8 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 def test_command_line_prints_env_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.arm_double", "--port", "0", "--ca-dir", str(tmp_path)],
-        cwd=ROOT,
+        [sys.executable, "-m", "testbed.arm_double", "--port", "0", "--ca-dir", str(tmp_path)],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         text=True,

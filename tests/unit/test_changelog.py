@@ -6,16 +6,28 @@ way and compares. Never edit CHANGELOG.rst by hand: add a fragment to changelogs
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import changelog  # noqa: E402
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module: scripts/ holds commands, not a package. (Its command line rewrites
+    CHANGELOG.rst, so the test calls its render() instead.)"""
+    spec = importlib.util.spec_from_file_location(f"_scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+changelog = load_script("changelog")
 
 CHANGELOGS = ROOT / "changelogs"
 FRAGMENTS = CHANGELOGS / "fragments"

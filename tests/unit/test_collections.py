@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import ansible_collections
 import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+
+from testbed import playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["roles", "playbooks", "plugins", "meta", "inventories/aws", "inventories/azure"]
@@ -83,9 +84,6 @@ def test_the_entry_playbooks_find_the_collection_beside_them(tmp_path: Path) -> 
     entry_points = sorted(ROOT.glob("*.yml"))
     entry_points = [p for p in entry_points if "import_playbook: godot_fleet.fleet." in p.read_text()]
     assert len(entry_points) == len(list((ROOT / "playbooks").glob("*.yml")))
-    for playbook in entry_points:
-        proc = subprocess.run(
-            ["ansible-playbook", "-i", "localhost,", "--syntax-check", str(playbook)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, f"{playbook.name}: {proc.stdout}{proc.stderr}"
+    for entry_point in entry_points:
+        result = playbook.run(entry_point, None, "--syntax-check", env=env, cwd=tmp_path)
+        assert result.ok, str(result)

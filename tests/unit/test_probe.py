@@ -1,4 +1,5 @@
-"""Tests of tests/probe/enet_probe.py and of the pure-Python ENet client under it (plugins/module_utils/enet.py).
+"""Tests of testbed/enet_probe.py (`python -m testbed.enet_probe`) and of the pure-Python ENet client under it
+(plugins/module_utils/enet.py).
 
 The pure parts (target parsing, packet building/parsing, output) need nothing. The integration tests start the
 demo game server (godot/demo) in the godot image on 127.0.0.1 and prove every check against real Godot: connect,
@@ -22,13 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ansible_collections.godot_fleet.fleet.plugins.module_utils import enet
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "probe"))
-
-import enet_probe  # noqa: E402
-from ansible_collections.godot_fleet.fleet.plugins.module_utils import enet  # noqa: E402
-from enet_probe import ProbeResult, Target, build_ping, is_pong, parse_target, raw_payload  # noqa: E402
+from testbed import PODMAN_ENV, ROOT, enet_probe
+from testbed.enet_probe import ProbeResult, Target, build_ping, is_pong, parse_target, raw_payload
 
 # --- pure parts ----------------------------------------------------------------------------------------------
 
@@ -144,7 +142,8 @@ def _podman() -> list[str]:
     exe = shutil.which("podman")
     if exe is None:
         pytest.fail(f"podman is missing: `make bootstrap` installs it and `make images` builds the image {IMAGE}")
-    os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))
+    for name, value in PODMAN_ENV.items():
+        os.environ.setdefault(name, value)
     if subprocess.run([exe, "image", "exists", IMAGE], check=False).returncode != 0:
         pytest.fail(f"the image {IMAGE} is missing: `make images` builds it")
     return [exe]
@@ -312,13 +311,15 @@ def test_cli_json(server: Target, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["ok"] is True and data["target"] == str(server) and data["rtt_ms"] > 0
 
 
-def test_cli_as_a_script(server: Target) -> None:
-    """Run as a file (molecule, scripts/demo-lib.sh): it finds the collection by itself; --expect works."""
+def test_cli_as_a_module(server: Target, tmp_path: Path) -> None:
+    """`python -m testbed.enet_probe` from anywhere (molecule, scripts/demo-lib.sh): the installed test bed finds the
+    collection's ENet client by itself; --expect works."""
     dead = Target("127.0.0.1", _free_udp_port())
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tests/probe/enet_probe.py"),
+            "-m",
+            "testbed.enet_probe",
             "--expect",
             "spawn",
             "--timeout",
@@ -326,6 +327,7 @@ def test_cli_as_a_script(server: Target) -> None:
             str(server),
             str(dead),
         ],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,4 +1,4 @@
-"""Local systemd containers standing in for cloud machines (scripts/aws_local.py, scripts/azure_local.py).
+"""Local systemd containers standing in for cloud machines (testbed.aws, testbed.azure).
 
 A stand-in shares this machine's network namespace, so the local cloud emulators on 127.0.0.1 are reachable at
 the same URLs as from the controller, and has its own UTS namespace and systemd as PID 1, like a VM.
@@ -10,11 +10,14 @@ import os
 import subprocess
 import time
 
+from testbed import PODMAN_ENV
+
 IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+    env = dict(PODMAN_ENV, **os.environ)  # the project's podman settings unless the caller has its own
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, env=env)
 
 
 def start(name: str, image: str = IMAGE) -> None:
@@ -39,7 +42,7 @@ def start(name: str, image: str = IMAGE) -> None:
 def run_in(name: str, script: str, stdin: str) -> None:
     """Runs a shell script in the container, with `stdin` as its input."""
     subprocess.run(["podman", "exec", "-i", name, "sh", "-c", script], input=stdin, text=True, check=True,
-                   capture_output=True)  # fmt: skip
+                   capture_output=True, env=dict(PODMAN_ENV, **os.environ))  # fmt: skip
 
 
 def remove(name: str) -> None:

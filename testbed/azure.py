@@ -3,13 +3,15 @@
 Used by `make demo-azure` and tests/integration/test_azure.py, so both run deploy-azure.yml as on Azure; only
 variables and the environment differ.
 
-    python scripts/azure_local.py serve --dir DIR --port P --account NAME [--account NAME ...]
+    python -m testbed.azure serve --dir DIR --port P --account NAME [--account NAME ...]
         starts everything until SIGTERM; writes DIR/env (the variables a client needs) and prints READY
-    python scripts/azure_local.py host-up NAME --dir DIR     a systemd container standing in for a VM
-    python scripts/azure_local.py host-down NAME
+    python -m testbed.azure host-up NAME --dir DIR     a systemd container standing in for a VM
+    python -m testbed.azure host-down NAME
+
+From Python: `with local_azure(directory, accounts) as env:` (a child process, stopped afterwards).
 
 What stands in for what:
-- ARM (management.azure.com) and Entra ID (login.microsoftonline.com): the ARM test double (tests/arm_double),
+- ARM (management.azure.com) and Entra ID (login.microsoftonline.com): the ARM test double (testbed/arm_double),
   reached by the unmodified azure.azcollection modules through HTTPS_PROXY with a test CA.
 - The Blob service: Azurite over HTTPS (a certificate for 127.0.0.1 from a harness CA), with its basic OAuth
   check on, so bearer tokens are required and checked for issuer, audience and lifetime (not for signature or
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -36,14 +39,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_hosts  # noqa: E402
+from testbed import ROOT, free_port_block, hosts
 
 AZURITE = ROOT / ".cache" / "node" / "node_modules" / ".bin" / "azurite-blob"
 TENANT = "22222222-2222-2222-2222-222222222222"
@@ -140,8 +141,8 @@ def harness_tls(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def serve(directory: Path, port: int, accounts: list[str]) -> None:
-    from tests.arm_double.arm import DEFAULT_STORAGE_KEY, Config
-    from tests.arm_double.server import ArmDouble
+    from testbed.arm_double.arm import DEFAULT_STORAGE_KEY, Config
+    from testbed.arm_double.server import ArmDouble
 
     directory.mkdir(parents=True, exist_ok=True)
     if not AZURITE.exists():
@@ -227,10 +228,32 @@ def serve(directory: Path, port: int, accounts: list[str]) -> None:
         azurite.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def local_azure(directory: Path, accounts: Sequence[str], port: int | None = None) -> Iterator[dict[str, str]]:
+    """The local Azure (serve()) as a child process while the block runs, on `port`..`port`+2 (default: a free
+    block); yields the environment its clients need (the env file), plus GF_AZURE_DIR."""
+    port = port or free_port_block(3)
+    command = [sys.executable, "-m", "testbed.azure", "serve", "--dir", str(directory), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, *(f"--account={a}" for a in accounts)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError(f"the local Azure did not start: {line}{process.stdout.read()[-3000:]}")
+        env = dict(entry.split("=", 1) for entry in (directory / "env").read_text().splitlines() if "=" in entry)
+        env["GF_AZURE_DIR"] = str(directory)
+        yield env
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def host_up(name: str, directory: Path) -> None:
     """Starts (or reuses, if it answers) a systemd container standing in for a VM, trusting the harness CA."""
-    local_hosts.start(name)
-    local_hosts.run_in(
+    hosts.start(name)
+    hosts.run_in(
         name,
         "cat > /usr/local/share/ca-certificates/godot-fleet-local-azure.crt && update-ca-certificates >/dev/null",
         (directory / "tls" / "ca.pem").read_text(),
@@ -238,7 +261,7 @@ def host_up(name: str, directory: Path) -> None:
 
 
 def host_down(name: str) -> None:
-    local_hosts.remove(name)
+    hosts.remove(name)
 
 
 def main(argv: list[str]) -> int:

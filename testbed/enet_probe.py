@@ -12,7 +12,7 @@ Checks (``--expect``):
   spawn    as connect, then a MultiplayerSpawner replicates a node to the probe (a SceneMultiplayer SPAWN packet)
 Every probe then disconnects cleanly. Much cheaper than a headless Godot client; needs only the standard library.
 
-    python tests/probe/enet_probe.py 127.0.0.1:12077 [127.0.0.1:12078 ...] [--expect echo] [--timeout 5] [--json]
+    python -m testbed.enet_probe 127.0.0.1:12077 [127.0.0.1:12078 ...] [--expect echo] [--timeout 5] [--json]
 
 Prints one line per target and exits 1 if any probe failed (2 for bad arguments). As a module:
 ``probe(host, port, timeout)`` and ``probe_many(targets, timeout)`` (all targets at once).
@@ -21,33 +21,48 @@ Prints one line per target and exits 1 if any probe failed (2 for bad arguments)
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[2]
-# The checkout as the collection godot_fleet.fleet (collections/ansible_collections/godot_fleet/fleet links to it).
-if str(ROOT / "collections") not in sys.path:
-    sys.path.insert(0, str(ROOT / "collections"))
+from testbed import ROOT
 
-from ansible_collections.godot_fleet.fleet.plugins.module_utils import enet  # noqa: E402
-from ansible_collections.godot_fleet.fleet.plugins.module_utils.enet import (  # noqa: E402
-    EXPECT_CONNECT,
-    EXPECT_ECHO,
-    EXPECT_SPAWN,
-    EXPECTS,
-    MAX_PEER_ID,
-    MIN_PEER_ID,
-    ProbeResult,
-    Target,
-    build_ping,
-    is_pong,
-    make_nonce,
-    random_peer_id,
-    raw_payload,
-)
+
+def _collection_enet() -> ModuleType:
+    """The collection's ENet client, plugins/module_utils/enet.py of this checkout (standard library only), loaded
+    from its file under its collection name: outside Ansible and pytest no collection loader finds it."""
+    name = "ansible_collections.godot_fleet.fleet.plugins.module_utils.enet"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "module_utils" / "enet.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before it runs: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+if TYPE_CHECKING:  # mypy reads the collection through collections/ (mypy_path)
+    from ansible_collections.godot_fleet.fleet.plugins.module_utils import enet
+else:
+    enet = _collection_enet()
+
+EXPECT_CONNECT = enet.EXPECT_CONNECT
+EXPECT_ECHO = enet.EXPECT_ECHO
+EXPECT_SPAWN = enet.EXPECT_SPAWN
+EXPECTS = enet.EXPECTS
+MAX_PEER_ID = enet.MAX_PEER_ID
+MIN_PEER_ID = enet.MIN_PEER_ID
+ProbeResult = enet.ProbeResult
+Target = enet.Target
+build_ping = enet.build_ping
+is_pong = enet.is_pong
+make_nonce = enet.make_nonce
+random_peer_id = enet.random_peer_id
+raw_payload = enet.raw_payload
 
 __all__ = [
     "DEFAULT_PORT",

@@ -1,4 +1,4 @@
-"""`python -m tests.arm_double --port P --ca-dir DIR [--state-file F] [--blob-endpoint URL] [--storage-key KEY]`."""
+"""`python -m testbed.arm_double --port P --ca-dir DIR [--state-file F] [--blob-endpoint URL] [--storage-key KEY]`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .server import ArmDouble
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.arm_double", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.arm_double", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--ca-dir", type=Path, required=True, help="where the test CA and ca-bundle.pem are written")
     parser.add_argument("--state-file", type=Path, help="keep the state in this JSON file across restarts")

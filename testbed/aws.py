@@ -1,12 +1,15 @@
 """The local AWS of godot-fleet: moto on loopback, plus local systemd containers standing in for EC2 instances.
 
-Used by `make demo-aws` and by tests/integration/test_aws.py, so both run deploy-aws.yml exactly as on AWS; only
-variables differ (the endpoint URL, dummy credentials, and a connection override that maps each instance to a
-container).
+Used by `make demo-aws`, `make demo-rooms`, the tests and the benchmarks, so all of them run the playbooks and the
+room API exactly as on AWS; only variables differ (the endpoint URL, dummy credentials, and a connection override
+that maps each instance to a container).
 
-    python scripts/aws_local.py serve --port P           moto + instance-role credentials, until SIGTERM
-    python scripts/aws_local.py host-up NAME --endpoint URL --fleet FLEET --index I
-    python scripts/aws_local.py host-down NAME
+    python -m testbed.aws serve --port P           moto + instance-role credentials, until SIGTERM
+    python -m testbed.aws host-up NAME --endpoint URL --fleet FLEET --index I
+    python -m testbed.aws host-down NAME
+
+From Python: `with local_aws(ports) as aws:` starts the server on the first free port as a child process and
+stops it afterwards; `aws.endpoint`, `aws.reset()`, `aws.client(service)`.
 
 What stands in for what, and why:
 - moto (the AWS emulator) runs no instances, so an instance is mapped to a container that shares the loopback
@@ -19,6 +22,11 @@ What stands in for what, and why:
   instance profile and role, and returning temporary credentials from STS AssumeRole on that role. `host-up`
   points the container's AWS SDK at that URL through a `credential_process` in /root/.aws/config. So the host
   holds no long-lived keys, and a host whose instance has no role gets no credentials, as on EC2.
+- moto's models are not thread-safe, and its TransactWriteItems in particular is not atomic under concurrent requests
+  (it snapshots the table, applies the items one by one and restores the snapshot on a failed condition, so
+  interleaved requests undo each other: 50 concurrent creates of one room name left the room counter at 15-17
+  instead of 1 in stock moto_server). DynamoDB executes a transaction atomically; the server gives moto that
+  property by executing one request at a time (requests still arrive concurrently, on many connections).
 - Responses where stock moto differs from AWS in a way the Ansible modules depend on are completed by
   `complete_moto_responses()` (DynamoDB fields AWS returns, EventBridge TestEventPattern; see its docstring).
 """
@@ -26,20 +34,24 @@ What stands in for what, and why:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable
-from pathlib import Path
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import local_hosts
+from testbed import hosts, port_free
 
 CREDENTIALS_PATH = "/_godot_fleet/instance-credentials/"
-ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"  # STS/EC2/IAM lookups of the stand-in; overridden by the region in the request
+#: Dummy credentials: moto accepts any. Never real ones here.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "godot-fleet-local-aws", "AWS_SECRET_ACCESS_KEY": "godot-fleet-local-aws-secret"}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -148,6 +160,17 @@ def complete_moto_responses() -> None:
     Table.describe = describe  # type: ignore[method-assign]
 
 
+def one_at_a_time(app: WsgiApp) -> WsgiApp:
+    """moto's WSGI app executing one request at a time (see the module docstring)."""
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 def serve(host: str, port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
@@ -155,7 +178,9 @@ def serve(host: str, port: int) -> None:
     complete_moto_responses()
     endpoint = f"http://{host}:{port}"
     grants: list[dict[str, str]] = []
-    app = with_instance_credentials(DomainDispatcherApplication(create_backend_app), endpoint, grants)
+    moto = one_at_a_time(DomainDispatcherApplication(create_backend_app))
+    # the credentials stand-in calls moto itself (EC2, IAM, STS): it runs outside the lock
+    app = with_instance_credentials(moto, endpoint, grants)
     server = make_server(host, port, app, threaded=True)
 
     def stop(*_: object) -> None:
@@ -168,8 +193,94 @@ def serve(host: str, port: int) -> None:
     server.serve_forever()
 
 
+@dataclass
+class LocalAws:
+    """The local AWS server (serve()) running as a child process."""
+
+    port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self, base: dict[str, str] | None = None, *, region: str | None = None) -> dict[str, str]:
+        """`base` (default: this process's environment) without any AWS_* setting of the caller, pointed at this
+        server with the dummy credentials, as a user points the AWS SDK at an emulator (AWS_ENDPOINT_URL)."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("AWS_")}
+        env.update(CREDENTIALS, AWS_ENDPOINT_URL=self.endpoint)
+        if region:
+            env.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
+        return env
+
+    def client(self, service: str, region: str = REGION, **config: Any) -> Any:
+        """A boto3 client of this server (`config`: botocore Config options, e.g. max_pool_connections)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(**config) if config else None,
+        )
+
+    def moto_api(self, path: str, body: dict[str, Any] | None = None) -> None:
+        """POST to moto's own API (/moto-api/<path>), e.g. `reset` or `state-manager/set-transition`."""
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/{path}", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+
+    def reset(self) -> None:
+        """Forgets every resource."""
+        self.moto_api("reset")
+
+    def grants(self) -> list[dict[str, str]]:
+        """Every credential the instance metadata stand-in handed out: fleet, index and role."""
+        with urllib.request.urlopen(f"{self.endpoint}/_godot_fleet/grants", timeout=30) as answer:
+            found: list[dict[str, str]] = json.load(answer)
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def local_aws(ports: int | range) -> Iterator[LocalAws]:
+    """The local AWS on 127.0.0.1 (the first free port of `ports`) while the block runs, stopped afterwards."""
+    candidates = range(ports, ports + 1) if isinstance(ports, int) else ports
+    port = next((p for p in candidates if port_free(p)), None)
+    if port is None:
+        raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1} for the local AWS")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "testbed.aws", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+    )
+    server = LocalAws(port, process)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        if lines[-1].strip() != "READY":
+            raise RuntimeError(f"the local AWS on port {port} did not start: {lines}")
+        yield server
+    finally:
+        server.stop()
+
+
 CREDENTIAL_HELPER = """#!/usr/bin/python3
-# godot-fleet local AWS: the stand-in for the instance metadata service (see scripts/aws_local.py)
+# godot-fleet local AWS: the stand-in for the instance metadata service (see testbed/aws.py)
 import sys
 import urllib.request
 
@@ -181,7 +292,7 @@ with urllib.request.urlopen(URL, timeout=10) as answer:
 
 def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> None:
     """Starts (or reuses, if it answers) a systemd container standing in for the index-th instance of the fleet."""
-    local_hosts.start(name)
+    hosts.start(name)
     url = f"{endpoint}{CREDENTIALS_PATH}{fleet}/{index}?region={region}"
     helper = "/usr/local/sbin/instance-credentials"
     config = f"[default]\ncredential_process = {helper}\n"
@@ -189,11 +300,11 @@ def host_up(name: str, endpoint: str, fleet: str, index: int, region: str) -> No
         f"install -d -m 0700 /root/.aws && cat > {helper} && chmod 0755 {helper} && "
         f"printf '%s' '{config}' > /root/.aws/config && chmod 0600 /root/.aws/config"
     )
-    local_hosts.run_in(name, script, CREDENTIAL_HELPER.format(url=url))
+    hosts.run_in(name, script, CREDENTIAL_HELPER.format(url=url))
 
 
 def host_down(name: str) -> None:
-    local_hosts.remove(name)
+    hosts.remove(name)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,50 @@
+"""The test bed of godot-fleet: everything the tests, the demos and the benchmarks need to run this collection
+offline, in one package.
+
+- `testbed.playbook`: run a playbook (from this checkout or from the installed collection) and read its result as
+  JSON (the ansible.posix.json callback), never by scraping the recap text.
+- `testbed.aws`: the local AWS (moto on loopback, completed where the Ansible modules need it, plus the stand-in for
+  the instance metadata service) and the containers standing in for EC2 instances.
+- `testbed.azure` and `testbed.arm_double`: the local Azure (the ARM test double, Azurite, the managed-identity
+  stand-in) and the containers standing in for VMs.
+- `testbed.hosts`: the local systemd containers themselves.
+- `testbed.enet_probe`: the ENet client that proves a Godot room answers.
+- `testbed.demo`: the demo game's build in dist/ and a real Godot client of it.
+
+It is installed into the project venv in editable mode (scripts/venv.sh), so `import testbed` works from the tests,
+the benchmarks and `python -m testbed.aws ...` alike, without path manipulation. It is never part of the collection.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+#: The checkout this test bed belongs to (the collection's root).
+ROOT = Path(__file__).resolve().parent.parent
+#: podman settings of the project (the storage and network of the local containers)
+PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
+
+
+def port_free(port: int) -> bool:
+    """Whether a TCP port on loopback can be bound (a port in TIME_WAIT counts as free, as servers reuse it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int, avoid: Sequence[int] = ()) -> int:
+    """A loopback TCP port P with P..P+size-1 free, chosen by the kernel, none of them in `avoid`."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        block = range(port, port + size)
+        if port + size <= 65535 and not any(p in block for p in avoid) and all(port_free(p) for p in block[1:]):
+            return port
+    raise RuntimeError(f"no block of {size} free loopback ports")
