@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv node images game room-image collection changelog lint sanity unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
+.PHONY: help bootstrap venv node images game room-image room-api collection changelog lint sanity unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ game: venv images ## Build the demo game's release into dist/ with build-game.ym
 
 room-image: venv game ## Build the demo room image (rooms on demand) with build-room-image.yml (cached)
 	@$(RUN) ansible-playbook build-room-image.yml -e @inventories/local/demo-room.yml
+
+room-api: venv ## Build the room API's Lambda artifact (room_api/build_lambda.py) into the aws_rooms_api role (reproducible)
+	@$(RUN) python room_api/build_lambda.py "$$GF_ROOM_API_ARTIFACT"
 
 collection: venv ## Build the collection tarball into .cache/collection/ and install it there (a collections path)
 	@scripts/collection.sh .cache/collection
@@ -49,7 +52,7 @@ molecule: venv game ## Molecule: the host role on Debian 12 + testing with real 
 # worker; modules use distinct container names, ports and emulator instances; tests/conftest.py puts the longest first)
 PYTEST_WORKERS ?= 3
 
-test: bootstrap venv node images game room-image lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
+test: bootstrap venv node images game room-image room-api lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
 	@scripts/images.sh host-bullseye
 	@scripts/ansible-test.sh units
 	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration tests/room_api tests/unit --ignore=tests/unit/plugins

@@ -9,6 +9,8 @@ source "$(dirname "$0")/env.sh"
 dest="$(mkdir -p "$1" && cd "$1" && pwd)"
 out="$dest"
 rm -f "$out"/godot_fleet-fleet-*.tar.gz
+# the room API's Lambda artifact, which the aws_rooms_api role ships (make room-api)
+python "$GF_ROOT/room_api/build_lambda.py" "$GF_ROOT/$GF_ROOM_API_ARTIFACT" >/dev/null
 ansible-galaxy collection build --force --output-path "$out" "$GF_ROOT" >/dev/null
 tarball="$(ls "$out"/godot_fleet-fleet-*.tar.gz)"
 rm -rf "$dest/ansible_collections/godot_fleet/fleet"
