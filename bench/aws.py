@@ -69,7 +69,7 @@ def one_run(args: argparse.Namespace, state: cloud.RunState, workdir: Path, buil
             "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
         })  # fmt: skip
         values = {
-            **cloud.fleet_vars(AWS, state.container, public_key, build),
+            **cloud.fleet_vars(AWS, args, state.container, public_key, build),
             "godot_fleet_aws_region": REGION,
             "godot_fleet_aws_bucket": BUCKET,
             "godot_fleet_aws_ami_id": AMI,

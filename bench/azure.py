@@ -197,7 +197,7 @@ def one_run(args: argparse.Namespace, state: cloud.RunState, workdir: Path, buil
         # service principal
         env = cloud.playbook_env(state.root, "AZURE_", azure)
         values = {
-            **cloud.fleet_vars(AZURE, state.container, public_key, build),
+            **cloud.fleet_vars(AZURE, args, state.container, public_key, build),
             "godot_fleet_azure_storage_account": ACCOUNT,
             # VM 0's identity endpoint: the harness's stand-in, named after the VM
             "godot_server_azure_identity_endpoint": (

@@ -34,6 +34,7 @@ from bench.common import (
     fmt,
     log,
     median,
+    mitogen_env,
     paths_hash,
     result_document,
     rounded,
@@ -85,9 +86,10 @@ def playbook_env(root: Path, without: str, extra: Mapping[str, str]) -> dict[str
     return {**env, **extra, "ANSIBLE_CONFIG": str(root / "ansible.cfg")}
 
 
-def fleet_vars(cloud: Cloud, container: str, public_key: str, build: Artifacts) -> JsonDict:
+def fleet_vars(cloud: Cloud, args: argparse.Namespace, container: str, public_key: str, build: Artifacts) -> JsonDict:
     """The variables of tests/integration/test_<cloud>.py every cloud shares, with the benchmark's names and ports:
-    instance/VM 0 is the local container, the portable rooms on loopback."""
+    instance/VM 0 is the local container (over args.connection), the portable rooms on loopback."""
+    host = local_host_vars(container) | {"ansible_connection": args.connection}
     return {
         "godot_fleet_name": cloud.fleet,
         "godot_fleet_admin_cidr": ADMIN_CIDR,
@@ -95,7 +97,7 @@ def fleet_vars(cloud: Cloud, container: str, public_key: str, build: Artifacts) 
         "godot_fleet_build_file": str(build.file),
         "godot_server_version": build.release,
         "godot_server_ports": list(cloud.ports),
-        f"godot_fleet_{cloud.kind}_host_overrides": [local_host_vars(container)],
+        f"godot_fleet_{cloud.kind}_host_overrides": [host],
         **PORTABLE_ROOMS,
     }
 
@@ -297,7 +299,11 @@ def arguments(cloud: Cloud, doc: str | None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help=f"results file name (default {cloud.kind}, {cloud.kind}-quick)")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="checkout whose playbooks, roles and ansible.cfg are run (default: this one)")  # fmt: skip
+    parser.add_argument("--mitogen", action="store_true",
+                        help="Mitogen's strategy, and its podman connection to the container")  # fmt: skip
     args = parser.parse_args()
+    # Mitogen knows the connection by its short name only (not containers.podman.podman)
+    args.connection = "podman" if args.mitogen else "containers.podman.podman"
     args.root = args.root.resolve()
     if not all((args.root / f).is_file() for f in (*cloud.playbooks, "ansible.cfg")):
         parser.error(f"--root {args.root}: no {' / '.join(cloud.playbooks)} / ansible.cfg there")
@@ -342,6 +348,8 @@ def main(
     each with a RunState, then the summary (`no_runs` when no run completed), the result document (`config` added to
     the shared configuration) and the report; the exit status."""
     started, git, machine = begin()
+    if args.mitogen:
+        os.environ.update(mitogen_env())
     git.update(root_git_info(cloud, args.root))
     t_start = time.perf_counter()
     raw: list[JsonDict] = []
@@ -383,8 +391,8 @@ def main(
         "build": build.file.name,
         "release": build.release,
         f"{cloud.instance.lower()}_image": IMAGE,
-        f"{cloud.instance.lower()}_connection": "containers.podman.podman (container on the host network, own UTS"
-        " namespace)",
+        f"{cloud.instance.lower()}_connection": f"{args.connection} (container on the host network, own UTS namespace)",
+        "strategy": "mitogen_linear" if args.mitogen else "linear",
         **config,
         "callback": "ansible.posix.json (per-task start/end)",
     }
