@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import testbed.playbook
-from testbed import PODMAN_ENV, ROOT, hosts
+from testbed import ROOT, hosts
 from testbed.demo import DIST
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -192,7 +192,7 @@ def begin() -> tuple[str, JsonDict, JsonDict]:
     """The start of every benchmark: the settings of scripts/env.sh in this process's environment (so sourcing it
     first is optional; every child inherits them), SIGTERM/SIGHUP ending it through its finally blocks (container
     removal); then its date, git and machine."""
-    for key, value in {**PODMAN_ENV, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}.items():
+    for key, value in {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}.items():
         os.environ.setdefault(key, value)
     if str(testbed.playbook.BIN) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{testbed.playbook.BIN}{os.pathsep}{os.environ.get('PATH', '')}"

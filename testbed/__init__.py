@@ -17,14 +17,16 @@ the benchmarks and `python -m testbed.aws ...` alike, without path manipulation.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 #: The checkout this test bed belongs to (the collection's root).
 ROOT = Path(__file__).resolve().parent.parent
-#: podman settings of the project (the storage and network of the local containers)
-PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf")}
+# The project's podman settings (the storage and network of the local containers) for this process and every child
+# it starts, unless the caller has its own: what scripts/env.sh does for the shell, done once here.
+os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))
 
 
 def port_free(port: int) -> bool:

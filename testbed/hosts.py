@@ -10,14 +10,11 @@ import os
 import subprocess
 import time
 
-from testbed import PODMAN_ENV
-
 IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(PODMAN_ENV, **os.environ)  # the project's podman settings unless the caller has its own
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, env=env)
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
 
 
 def start(name: str, image: str = IMAGE) -> None:
@@ -42,7 +39,7 @@ def start(name: str, image: str = IMAGE) -> None:
 def run_in(name: str, script: str, stdin: str) -> None:
     """Runs a shell script in the container, with `stdin` as its input."""
     subprocess.run(["podman", "exec", "-i", name, "sh", "-c", script], input=stdin, text=True, check=True,
-                   capture_output=True, env=dict(PODMAN_ENV, **os.environ))  # fmt: skip
+                   capture_output=True)  # fmt: skip
 
 
 def remove(name: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import PODMAN_ENV, ROOT
+from testbed import ROOT
 
 BIN = Path(sys.executable).parent
 #: the recap's names for the json callback's counters (failures -> failed)
@@ -145,8 +145,6 @@ def environment(base: Mapping[str, str] | None = None, *, installed: Path | None
     if installed is not None:
         env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
         env["ANSIBLE_COLLECTIONS_PATH"] = str(installed)
-    for name, value in PODMAN_ENV.items():  # the local containers (connection containers.podman.podman)
-        env.setdefault(name, value)
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     env["ANSIBLE_NOCOLOR"] = "1"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
-from testbed import PODMAN_ENV
+from testbed import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/host:bookworm"
 NAME = "gf-fresh-machine"
 
@@ -92,7 +90,7 @@ EOF
 
 
 def test_bootstrap_on_a_pristine_debian_12_installs_everything_the_project_calls() -> None:
-    env = dict(os.environ, **PODMAN_ENV)
+    env = dict(os.environ)
     subprocess.run(["podman", "rm", "-f", "-t", "0", NAME], capture_output=True, env=env, check=False)
     script = SCRIPT.format(called=" ".join(CALLED), echo=ECHO.strip())
     try:

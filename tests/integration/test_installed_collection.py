@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed import PODMAN_ENV, ROOT, demo, hosts, playbook
+from testbed import ROOT, demo, hosts, playbook
 from testbed.enet_probe import probe_many
 
 ARTIFACT_PORT = 13379
@@ -47,7 +47,7 @@ NOT_SHIPPED = ["godot/", "bench/", "room_api/", "molecule/", "scripts/", "testbe
 def user_env(installed: Path) -> dict[str, str]:
     """The environment of a user of the installed collection: none of this checkout's ANSIBLE_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    return dict(env, **PODMAN_ENV, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_FORCE_COLOR="0")
+    return dict(env, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_FORCE_COLOR="0")
 
 
 def run(installed: Path, cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
@@ -121,7 +121,6 @@ def artifacts() -> Iterator[str]:
 def game_host(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[int], str]]:
     """A local systemd container standing in for a game host (it shares this machine's loopback)."""
     name, image, ports, python = HOSTS[request.param]
-    os.environ.update(PODMAN_ENV)
     hosts.start(name, image)
     try:
         yield name, ports, python
@@ -159,7 +158,7 @@ def test_deploy_hosts_from_the_installed_collection(
     def deploy(*args: str) -> playbook.Result:
         """`ansible-playbook -i hosts.yml godot_fleet.fleet.deploy_hosts` from the installed collection in workdir."""
         return playbook.run(
-            "godot_fleet.fleet.deploy_hosts", None, *args, inventory=inventory, env=dict(os.environ, **PODMAN_ENV),
+            "godot_fleet.fleet.deploy_hosts", None, *args, inventory=inventory,
             installed=installed_collection, cwd=workdir,
         )  # fmt: skip
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from testbed import PODMAN_ENV
+from testbed import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "logs"
 
 
@@ -21,7 +19,6 @@ def run_scenario(name: str) -> None:
         GF_ROOT=str(ROOT),
         GF_DEMO_VERSION=(ROOT / "dist" / "VERSION").read_text().strip(),
         GF_DEMO_RELEASE=(ROOT / "dist" / "RELEASE").read_text().strip(),
-        **PODMAN_ENV,
         ANSIBLE_FORCE_COLOR="0",
         PY_COLORS="0",
     )

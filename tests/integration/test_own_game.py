@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import PODMAN_ENV, ROOT, hosts, playbook
+from testbed import ROOT, hosts, playbook
 from testbed.enet_probe import probe_many
 from testbed.playbook import Result
 
@@ -47,7 +47,7 @@ GUIDE_PORT = 13466
 IMAGES = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet")
 GODOT_IMAGE = f"{IMAGES}/godot:forky"
 ROOM_IMAGE = f"{IMAGES}/gf-own-game-room"
-ENV = dict(os.environ, **PODMAN_ENV)
+ENV = dict(os.environ)
 
 
 def guide() -> str:
@@ -187,7 +187,6 @@ def artifact_store(user: User) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def game_host() -> Iterator[str]:
-    os.environ.update(PODMAN_ENV)
     hosts.start(HOST)
     try:
         yield HOST

@@ -32,9 +32,8 @@ from typing import Any
 
 import pytest
 
-from testbed import PODMAN_ENV
+from testbed import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip()
 IMAGE = f"localhost/godot-fleet/demo-room:{VERSION}"
 # helper "addon" ports: API 15400, throwaway sockets 15401-15409, rooms 15410-15499 (loopback only)
@@ -99,9 +98,7 @@ class Api:
 
 
 def podman(*args: str) -> str:
-    proc = subprocess.run(
-        ["podman", *args], env=dict(os.environ, **PODMAN_ENV), capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -119,7 +116,7 @@ def room_containers(running_only: bool) -> list[str]:
 
 def remove_room_containers() -> None:
     for name in room_containers(running_only=False):
-        subprocess.run(["podman", "rm", "-f", "-t", "0", name], env=dict(os.environ, **PODMAN_ENV),
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name],
                        capture_output=True, check=False)  # fmt: skip
 
 
@@ -142,7 +139,7 @@ def godot(tmp_path_factory: pytest.TempPathFactory) -> Godot:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The real local room API on 127.0.0.1:15400 with real podman rooms; stopped and cleaned up afterwards."""
-    if subprocess.run(["podman", "image", "exists", IMAGE], env=dict(os.environ, **PODMAN_ENV), check=False).returncode:
+    if subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode:
         pytest.fail(f"image {IMAGE} is missing: run ansible-playbook build-room-image.yml")
     remove_room_containers()  # leftovers of an interrupted run
     db = tmp_path_factory.mktemp("room-api") / "rooms.db"
@@ -151,7 +148,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
          "--port", str(API_PORT), "--db", str(db), "--image", IMAGE, "--ports", f"{ROOM_PORTS[0]}-{ROOM_PORTS[1]}",
          "--max-rooms", "5", "--room-arg=--max-players=8", f"--room-arg=--empty-server-timeout={EMPTY_TIMEOUT}",
          "--api-id", API_ID],
-        cwd=ROOT, env=dict(os.environ, ROOM_API_KEY=KEY, **PODMAN_ENV),
+        cwd=ROOT, env=dict(os.environ, ROOM_API_KEY=KEY),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     log: list[str] = []

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from testbed import PODMAN_ENV, playbook
+from testbed import playbook
 from testbed.enet_probe import probe
 from testbed.playbook import Result
 
@@ -40,7 +40,6 @@ EXPORTED_IMAGE = f"{NAME}-exported:{VERSION}"
 GODOT_IMAGE = os.environ.get("GF_IMAGE_PREFIX", "localhost/godot-fleet") + "/godot:forky"
 ENV = dict(
     os.environ,
-    **PODMAN_ENV,
     ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
     ANSIBLE_FORCE_COLOR="0",
 )

@@ -20,15 +20,13 @@ import pytest
 
 from room_api.handlers import Api, Request, Response
 from room_api.local import LABEL_API, LocalBackend, LocalConfig
-from testbed import PODMAN_ENV, ROOT, playbook
+from testbed import ROOT, playbook
 from testbed.enet_probe import probe
 
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip()
 #: The shared room image (built by build-room-image.yml). GF_ROOM_IMAGE overrides it (e.g. a hand-built image).
 ROOM_IMAGE = os.environ.get("GF_ROOM_IMAGE") or f"localhost/godot-fleet/demo-room:{VERSION}"
 BUILD_PLAYBOOK = ROOT / "build-room-image.yml"
-for _name, _value in PODMAN_ENV.items():  # the project's podman settings, as scripts/env.sh sets them
-    os.environ.setdefault(_name, _value)
 
 #: Game arguments of the test rooms (they replace the image's CMD): an empty room exits after 5 s.
 IDLE_EXIT_SECONDS = 5

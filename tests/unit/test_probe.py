@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.godot_fleet.fleet.plugins.module_utils import enet
 
-from testbed import PODMAN_ENV, ROOT, enet_probe
+from testbed import ROOT, enet_probe
 from testbed.enet_probe import ProbeResult, Target, build_ping, is_pong, parse_target, raw_payload
 
 # --- pure parts ----------------------------------------------------------------------------------------------
@@ -142,8 +142,6 @@ def _podman() -> list[str]:
     exe = shutil.which("podman")
     if exe is None:
         pytest.fail(f"podman is missing: `make bootstrap` installs it and `make images` builds the image {IMAGE}")
-    for name, value in PODMAN_ENV.items():
-        os.environ.setdefault(name, value)
     if subprocess.run([exe, "image", "exists", IMAGE], check=False).returncode != 0:
         pytest.fail(f"the image {IMAGE} is missing: `make images` builds it")
     return [exe]
