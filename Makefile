@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source scripts/env.sh &&
 
-.PHONY: help bootstrap venv node images game room-image room-api collection changelog lint sanity unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean
+.PHONY: help bootstrap venv node images ee game room-image room-api collection changelog lint sanity unit molecule test demo demo-aws demo-azure demo-rooms demo-down bench clean awx
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ node: bootstrap ## Install the Node test tools (Azurite, the Blob emulator) into
 
 images: bootstrap ## Build the Debian 12 / testing host images and the Godot image (cached by recipe)
 	@scripts/images.sh
+
+ee: bootstrap venv ## The AWX execution environment image (ansible-builder, execution-environment.yml) on a Debian base made here; cached by recipe
+	@scripts/images.sh ee-base
+	@scripts/ee.sh
 
 game: venv images ## Build the demo game's release into dist/ with build-game.yml (nothing is rebuilt when unchanged)
 	@scripts/build-game.sh
@@ -52,7 +56,7 @@ molecule: venv game ## Molecule: the host role on Debian 12 + testing with real 
 # worker; modules use distinct container names, ports and emulator instances; tests/conftest.py puts the longest first)
 PYTEST_WORKERS ?= 3
 
-test: bootstrap venv node images game room-image room-api lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
+test: bootstrap venv node images ee game room-image room-api lint sanity ## Everything: lint, sanity, unit, room API, Molecule, AWS (moto), Azure (ARM double + Azurite), the installed collection
 	@scripts/images.sh host-bullseye
 	@scripts/ansible-test.sh units
 	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration tests/room_api tests/unit --ignore=tests/unit/plugins
@@ -68,6 +72,9 @@ demo-azure: bootstrap venv node images game ## deploy-azure.yml against the loca
 
 demo-rooms: bootstrap venv images game ## The room API (local backend: rooms are podman containers here); prints ROOM_API_URL/KEY
 	@scripts/demo-rooms.sh up
+
+awx: bootstrap venv ## A real AWX on loopback from ../shared/awx (GF_AWX_SOURCES) for trying configure-awx.yml; prints CONTROLLER_HOST/USERNAME/PASSWORD
+	@$(RUN) python -m testbed.awx up
 
 demo-down: ## Remove everything make demo / demo-aws / demo-azure / demo-rooms created
 	@scripts/demo-rooms.sh down

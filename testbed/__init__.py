@@ -17,16 +17,54 @@ the benchmarks and `python -m testbed.aws ...` alike, without path manipulation.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 #: The checkout this test bed belongs to (the collection's root).
 ROOT = Path(__file__).resolve().parent.parent
 # The project's podman settings (the storage and network of the local containers) for this process and every child
 # it starts, unless the caller has its own: what scripts/env.sh does for the shell, done once here.
 os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))
+
+
+def role_defaults(role: str | Path) -> dict[str, Any]:
+    """A role's defaults/main.yml (a role name of this collection, or a role directory), read as Ansible reads it:
+    `!unsafe` marks a string that Ansible must not template."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        pass
+
+    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    directory = ROOT / "roles" / role if isinstance(role, str) else role
+    data: dict[str, Any] = yaml.load((directory / "defaults" / "main.yml").read_text(), Loader=Loader)
+    return data
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_files(directory: Path, port: int = 0) -> Iterator[str]:
+    """`directory` over HTTP on 127.0.0.1 (`port`, or one the kernel picks) for the block: an artifact store the
+    game hosts download builds from; yields its URL."""
+    handler = functools.partial(_QuietFiles, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def port_free(port: int) -> bool:

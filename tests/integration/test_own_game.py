@@ -15,7 +15,6 @@ fixed), and the same game in the room image. Ports: 127.0.0.1:13460-13469.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import re
@@ -23,18 +22,16 @@ import shlex
 import shutil
 import subprocess
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from testbed import ROOT, hosts, playbook
+from testbed import ROOT, hosts, playbook, serve_files
 from testbed.enet_probe import probe_many
 from testbed.playbook import Result
 
@@ -165,24 +162,12 @@ def user(installed_collection: Path, tmp_path_factory: pytest.TempPathFactory) -
     yield u
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def artifact_store(user: User) -> Iterator[str]:
     """dist/ over HTTP on 127.0.0.1: the user's artifact store."""
     user.dist.mkdir(exist_ok=True)
-    handler = partial(QuietHandler, directory=str(user.dist))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", ARTIFACT_PORT), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{ARTIFACT_PORT}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_files(user.dist, ARTIFACT_PORT) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import jinja2
 import pytest
 import yaml
 
+from testbed import role_defaults
+
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "godot_server"
 
 
@@ -17,8 +19,7 @@ ROLES = sorted(p.parent.parent for p in ROLE.parent.glob("*/meta/argument_specs.
 
 
 def defaults(role: Path = ROLE) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((role / "defaults" / "main.yml").read_text())
-    return data
+    return role_defaults(role)
 
 
 def spec_options(role: Path = ROLE) -> dict[str, Any]:
