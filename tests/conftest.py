@@ -12,6 +12,8 @@ import pytest
 # order): the longest go first, or one of them would start last and run alone at the end.
 LONGEST_FIRST = [
     "test_azure.py",
+    "test_awx_jobs.py",
+    "test_awx.py",
     "test_molecule.py",
     "test_aws.py",
     "test_own_game.py",

@@ -39,6 +39,13 @@ CALLED = {
     "node": "Azurite",
     "npm": "scripts/node.sh",
     "apt-get": "tests: apt-get download docker-registry",
+    "/usr/lib/postgresql/15/bin/initdb": "testbed/awx.py: AWX's database cluster",
+    "/usr/lib/postgresql/15/bin/postgres": "testbed/awx.py: AWX's database",
+    "redis-server": "testbed/awx.py: AWX's broker and cache",
+    "gcc": "testbed/awx.py: pip builds uWSGI for AWX's venv",
+    "python3-config": "testbed/awx.py: the uWSGI build's Python headers (python3-dev)",
+    "/usr/sbin/sshd": "tests/integration/test_awx_jobs.py: the build host reached over SSH",
+    "unshare": "testbed/awx.py: AWX's processes in their own mount namespace",
 }
 
 ECHO = """
