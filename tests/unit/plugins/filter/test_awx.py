@@ -101,14 +101,14 @@ def test_a_variable_asked_twice_is_refused() -> None:
 
 
 def test_the_catalogue_has_a_job_template_per_entry_playbook_and_valid_surveys() -> None:
-    root = ROLES.parent
-    entry_playbooks = {p.name for p in root.glob("*.yml") if "import_playbook: godot_fleet.fleet." in p.read_text()}
-    entry_playbooks.discard("configure-awx.yml")  # it configures the controller; it is not run by it
+    # the collection's playbooks (the checkout's entry playbooks import them: deploy-hosts.yml -> deploy_hosts)
+    playbooks = {p.stem for p in (ROLES.parent / "playbooks").glob("*.yml")}
+    playbooks.discard("configure_awx")  # it configures the controller; it is not run by it
     templates = awx.awx_job_templates(
         catalogue(), str(ROLES), "org", "proj", "ee",
         {"hosts": "H", "controller": "C", "build": "B"}, {"Machine": "ssh"}, "gf",
     )  # fmt: skip
-    assert {t["playbook"] for t in templates} == entry_playbooks
+    assert {t["playbook"].removesuffix(".yml").replace("-", "_") for t in templates} == playbooks
     deploy = next(t for t in templates if t["name"] == "gf deploy AWS")
     assert deploy["credentials"] == ["ssh"] and deploy["ask_credential_on_launch"] is True  # AWS is not named
     assert deploy["inventory"] == "C" and deploy["survey_enabled"] and deploy["ask_variables_on_launch"]
