@@ -5,10 +5,11 @@ and bench/awx.py.
   PROJECTS_ROOT, as a project sync leaves them, plus the demo build), an SSH key pair for the Machine credential,
   and the local AWS's address for every job through AWX's own setting for it (AWX_TASK_ENV, "Extra Environment
   Variables": the emulator's only difference; AWX injects nothing but the credential's keys).
-- `fleet.configure(*args, **more)`: configure-awx.yml with those settings, the credentials' secrets in a private
-  vars file (never on a command line), checked absent from its output.
-- `fleet.add_game_host(name, port)`: a systemd container with sshd, added to the `godot-fleet hosts` inventory's
-  godot_servers group (as an admin adds own hosts).
+- `fleet.configure(*args, installed=None, **more)`: configure-awx.yml (from the checkout, or from the collection
+  installed in `installed`) with those settings, the credentials' secrets in a private vars file (never on a
+  command line), checked absent from its output.
+- `fleet.add_game_host(name)`: a systemd container with sshd on a free loopback port, added to the `godot-fleet
+  hosts` inventory's godot_servers group (as an admin adds own hosts).
 - `hosts_answers(served, ports)`: the deploy hosts survey's answers for the demo build served at `served`.
 """
 
@@ -65,13 +66,15 @@ class Fleet:
         }  # fmt: skip
         return cls(awx, values, [private.strip(), AWS_KEYS["AWS_SECRET_ACCESS_KEY"]], public)
 
-    def configure(self, *args: str, **more: Any) -> playbook.Result:
+    def configure(self, *args: str, installed: Path | None = None, **more: Any) -> playbook.Result:
+        """configure-awx.yml (from the checkout, or as godot_fleet.fleet.configure_awx from the collection installed
+        in the collections path `installed`)."""
         settings = self.awx.projects_root / "gf-awx-settings.json"
         settings.touch(mode=0o600)
         settings.write_text(json.dumps(self.values))
         try:
             result = playbook.run("configure-awx.yml", more, "-e", f"@{settings}", *args,
-                                  env=self.awx.environment(), timeout=900)  # fmt: skip
+                                  env=self.awx.environment(), installed=installed, timeout=900)  # fmt: skip
         finally:
             settings.unlink()
         if any(secret in result.output for secret in self.secrets):

@@ -79,11 +79,12 @@ def fleet(awx: LocalAwx, aws: LocalAws, tmp_path_factory: pytest.TempPathFactory
 FIRST: list[playbook.Result] = []
 
 
-def test_configure_awx_is_idempotent_and_check_mode_writes_nothing(fleet: Fleet) -> None:
+def test_configure_awx_is_idempotent_and_check_mode_writes_nothing(fleet: Fleet, installed_collection: Path) -> None:
     (first,) = FIRST
     assert first.ok, str(first)
     assert first.changed > 0, str(first)
-    again = fleet.configure()
+    # the second run from the installed collection (godot_fleet.fleet.configure_awx), as a Galaxy user runs it
+    again = fleet.configure(installed=installed_collection)
     assert again.ok and again.changed == 0, f"a second run changed {again.changed_tasks()}"
     # check mode with a setting changed: it reports the change, and the controller keeps what it had
     preview = fleet.configure("--check", awx_configuration_aws_regions=["us-east-1"])
