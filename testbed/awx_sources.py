@@ -1,9 +1,10 @@
 """AWX's public sources (AWX, django-ansible-base, awx-plugins, awx_plugins.interfaces), which the AWX tiers of the
 tests need and which no reachable index serves in a usable version.
 
-They come as one tarball, named by `GF_AWX_SOURCES` (default: `../shared/awx/awx-src.tar.gz` beside the checkout),
-unpacked once into `.cache/awx-src/<hash of the tarball>/`. Without it the AWX tiers are reported as not run (a
-pytest skip whose reason says how to provide it); with `CI=true` its absence fails them: it never passes silently.
+They come as one tarball, named by `GF_AWX_SOURCES` (default: `../shared/awx/awx-src.tar.gz` beside the checkout,
+or beside the repository a fresh clone was cloned from), unpacked once into `.cache/awx-src/<hash of the tarball>/`.
+Without it the AWX tiers are reported as not run (a pytest skip whose reason says how to provide it); with `CI=true`
+its absence fails them: it never passes silently.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -27,7 +29,14 @@ class AwxSourcesMissing(RuntimeError):
 
 
 def tarball() -> Path:
-    return Path(os.environ.get("GF_AWX_SOURCES") or DEFAULT_TARBALL)
+    if os.environ.get("GF_AWX_SOURCES"):
+        return Path(os.environ["GF_AWX_SOURCES"])
+    origin = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"],
+                            capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    beside_origin = Path(origin).parent / "shared" / "awx" / "awx-src.tar.gz" if origin.startswith("/") else None
+    if not DEFAULT_TARBALL.is_file() and beside_origin and beside_origin.is_file():
+        return beside_origin
+    return DEFAULT_TARBALL
 
 
 def sources() -> Path:
