@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ROOT
+from testbed import ROOT, extract_all
 
 DEFAULT_TARBALL = ROOT.parent / "shared" / "awx" / "awx-src.tar.gz"
 MEMBERS = ("awx", "django-ansible-base", "awx-plugins", "awx_plugins.interfaces")
@@ -55,7 +55,7 @@ def sources() -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         with tarfile.open(path) as archive:
-            archive.extractall(partial, filter="data")
+            extract_all(archive, partial)
         missing = [m for m in MEMBERS if not (partial / m).is_dir()]
         if missing:
             shutil.rmtree(partial)

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import ROOT, hosts, playbook, serve_files
+from testbed import ROOT, extract_all, hosts, playbook, serve_files
 from testbed.enet_probe import probe_many
 from testbed.playbook import Result
 
@@ -302,7 +302,7 @@ def test_the_engine_on_the_build_host_with_a_downloaded_template(
     in the official .tpz layout."""
     engine_dir = tmp_path / "engine"
     with tarfile.open(user.dist / user.manifest()["files"]["portable"]["file"]) as archive:
-        archive.extractall(engine_dir, filter="data")
+        extract_all(archive, engine_dir)
     with tarfile.open(user.dist / user.manifest()["files"]["exported"]["file"]) as archive:
         template = archive.extractfile("beacon.x86_64")
         assert template is not None

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from testbed import ROOT
+from testbed import ROOT, extract_all
 
 VERSION = (ROOT / "dist" / "VERSION").read_text().strip()
 IMAGE = f"localhost/godot-fleet/demo-room:{VERSION}"
@@ -127,7 +127,7 @@ def godot(tmp_path_factory: pytest.TempPathFactory) -> Godot:
     assert archive.exists(), f"{archive} is missing: run scripts/build-game.sh"
     base = tmp_path_factory.mktemp("godot")
     with tarfile.open(archive) as tar:
-        tar.extractall(base / "portable", filter="tar")
+        extract_all(tar, base / "portable", "tar")
     (base / "home").mkdir()
     pack = base / "portable" / "godot-fleet-demo.pck"
     assert b"res://addons/godot_fleet_rooms/room_api_client.gd" in pack.read_bytes(), (
