@@ -100,8 +100,10 @@ READY_TIMEOUT = 180.0
 
 #: Everything that decides what the caches hold: change it (or bump "revision") and they are rebuilt.
 RECIPE: dict[str, Any] = {
-    "revision": 1,
+    "revision": 2,
     "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    # the Python the venv is made from (a machine may have several 3.11s; uWSGI links one of them)
+    "interpreter": sys.base_prefix,
     # what the sources report (README of the tarball); setuptools-scm cannot tell without git metadata
     "awx_version": "24.6.2.dev0",
     # requirements.txt lines left out: the git ones (replaced by the tarball's packages) and the pin of pip itself
@@ -194,6 +196,8 @@ def build_venv(src: Path) -> tuple[Path, float | None]:
             name = re.sub(r"[^A-Z0-9]", "_", _project_name(src / directory).upper())
             env[f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{name}"] = version
             local.append(f"{src / directory}{extras}")
+        # --no-cache-dir: pip's wheel cache may hold a uWSGI built against another Python 3.11 of this machine (its
+        # libpython then loads that Python's standard library); built here, it links the venv's own
         pip: list[str | Path] = [
             venv / "bin" / "python",
             "-m",
@@ -201,6 +205,7 @@ def build_venv(src: Path) -> tuple[Path, float | None]:
             "install",
             "--disable-pip-version-check",
             "--no-input",
+            "--no-cache-dir",
         ]
         _run([*pip, "-r", requirements, *RECIPE["extra_requirements"], *local], log, env=env)
         (src / "awx" / "VERSION").write_text(RECIPE["awx_version"] + "\n")
