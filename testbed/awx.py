@@ -404,7 +404,9 @@ class LocalAwx:
         deadline = time.monotonic() + timeout
         while True:
             job: dict[str, Any] = self.api(f"{jobs}/{started['id']}/")
-            if job["finished"] or time.monotonic() > deadline:
+            # a job's events are saved by the callback receiver, possibly after the job has finished
+            done = job["finished"] and job.get("event_processing_finished", True)
+            if done or time.monotonic() > deadline:
                 return job
             time.sleep(1)
 
