@@ -411,7 +411,13 @@ class LocalAwx:
             time.sleep(1)
 
     def ok_events(self, job: Mapping[str, Any], task: str) -> list[dict[str, Any]]:
-        """The job's events of `task` succeeding on a host, as AWX recorded them."""
+        """The job's events of `task` succeeding on a host, as AWX recorded them (once the callback receiver has saved
+        them all: a workflow's jobs may finish before their events are in)."""
+        deadline = time.monotonic() + 60
+        while not self.api(f"jobs/{job['id']}/").get("event_processing_finished", True):
+            if time.monotonic() > deadline:
+                raise AwxError(f"the events of job {job['id']} were not all saved within 60 s")
+            time.sleep(1)
         query = urllib.parse.urlencode({"event": "runner_on_ok", "task": task, "page_size": 200})
         found: list[dict[str, Any]] = self.api(f"jobs/{job['id']}/job_events/?{query}")["results"]
         return found
